@@ -1,0 +1,343 @@
+"""The one model schema: request bodies, the stored record and responses (LISA-compatible camelCase).
+
+Every layer (admin API, workflow steps, serve app) validates and reads models through these classes.
+Stricter than LISA where LISA is weak: see ``LISA-PAYLOADS.md``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+MODEL_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+MODEL_ID_MAX_LENGTH = 63
+
+#: GPU instance types the per-model stack can run, with their GPU count (the task definition asks
+#: for all of them). Only types with NVIDIA GPUs supported by the ECS GPU-optimized AMI.
+SUPPORTED_INSTANCE_TYPES: dict[str, int] = {
+    "g4dn.xlarge": 1,
+    "g4dn.2xlarge": 1,
+    "g4dn.4xlarge": 1,
+    "g4dn.8xlarge": 1,
+    "g4dn.12xlarge": 4,
+    "g5.xlarge": 1,
+    "g5.2xlarge": 1,
+    "g5.4xlarge": 1,
+    "g5.8xlarge": 1,
+    "g5.12xlarge": 4,
+    "g5.48xlarge": 8,
+    "g6.xlarge": 1,
+    "g6.2xlarge": 1,
+    "g6.4xlarge": 1,
+    "g6.8xlarge": 1,
+    "g6.12xlarge": 4,
+    "g6.48xlarge": 8,
+    "g6e.xlarge": 1,
+    "g6e.2xlarge": 1,
+    "g6e.12xlarge": 4,
+    "p4d.24xlarge": 8,
+    "p5.48xlarge": 8,
+}
+
+#: Environment value that removes a variable in an update (LISA's convention).
+MARKED_FOR_DELETION = "LISA_MARKED_FOR_DELETION"
+
+ModelId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MODEL_ID_MAX_LENGTH, pattern=MODEL_ID_PATTERN),
+    Field(description="Id users call the model by: lower-case letters, digits, '-', '.', '_'; 1-63 chars."),
+]
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1, strip_whitespace=False)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ModelType(StrEnum):
+    TEXTGEN = "textgen"
+    EMBEDDING = "embedding"
+    IMAGEGEN = "imagegen"
+
+
+class InferenceContainer(StrEnum):
+    VLLM = "vllm"
+    TGI = "tgi"
+    TEI = "tei"
+
+
+class ModelStatus(StrEnum):
+    CREATING = "Creating"
+    IN_SERVICE = "InService"
+    UPDATING = "Updating"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    STARTING = "Starting"
+    DELETING = "Deleting"
+    FAILED = "Failed"
+
+
+#: States from which a model may be updated, stopped, started or deleted.
+UPDATABLE_STATES = frozenset({ModelStatus.IN_SERVICE, ModelStatus.STOPPED})
+DELETABLE_STATES = frozenset({ModelStatus.IN_SERVICE, ModelStatus.STOPPED, ModelStatus.FAILED})
+TRANSIENT_STATES = frozenset(
+    {
+        ModelStatus.CREATING,
+        ModelStatus.UPDATING,
+        ModelStatus.STOPPING,
+        ModelStatus.STARTING,
+        ModelStatus.DELETING,
+    }
+)
+
+
+class StrictModel(BaseModel):
+    """Base of every request body: unknown fields are rejected, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Feature(StrictModel):
+    name: NonEmptyStr
+    overview: str = ""
+
+
+class ContainerImage(StrictModel):
+    baseImage: NonEmptyStr
+    type: Literal["asset", "ecr"]
+
+
+def _check_env_names(environment: dict[str, str]) -> dict[str, str]:
+    for name in environment:
+        if not name.strip():
+            raise ValueError("environment variable names must not be empty")
+    return environment
+
+
+def _normalize_health_command(command: str | list[str]) -> list[str]:
+    if isinstance(command, str):
+        if not command.strip():
+            raise ValueError("command must not be empty")
+        return ["CMD-SHELL", command]
+    if len(command) < 2 or command[0] not in ("CMD", "CMD-SHELL") or not all(part.strip() for part in command):
+        raise ValueError(
+            'command must be a list starting with "CMD" or "CMD-SHELL" followed by non-empty strings'
+        )
+    return command
+
+
+class ContainerHealthCheck(StrictModel):
+    command: list[str] | str
+    interval: PositiveInt = 10
+    startPeriod: PositiveInt = 30
+    timeout: PositiveInt = 5
+    retries: PositiveInt = 3
+
+    _command = field_validator("command")(_normalize_health_command)
+
+
+class ContainerConfig(StrictModel):
+    image: ContainerImage
+    sharedMemorySize: PositiveInt = 2048
+    environment: dict[str, str] = Field(default_factory=dict)
+    healthCheckConfig: ContainerHealthCheck
+    memoryReservation: PositiveInt | None = None
+
+    _environment = field_validator("environment")(_check_env_names)
+
+
+class MetricConfig(StrictModel):
+    albMetricName: Literal["RequestCountPerTarget", "TargetResponseTime"]
+    targetValue: Annotated[float, Field(gt=0)]
+    duration: PositiveInt = 60
+    estimatedInstanceWarmup: PositiveInt = 300
+
+
+def _check_capacities(min_c: int | None, desired: int | None, max_c: int | None) -> None:
+    if min_c is not None and max_c is not None and min_c > max_c:
+        raise ValueError("minCapacity must be at most maxCapacity")
+    if desired is not None:
+        if min_c is not None and desired < min_c:
+            raise ValueError("desiredCapacity must be at least minCapacity")
+        if max_c is not None and desired > max_c:
+            raise ValueError("desiredCapacity must be at most maxCapacity")
+
+
+class AutoScalingConfig(StrictModel):
+    blockDeviceVolumeSize: Annotated[int, Field(ge=30)] = 50
+    minCapacity: PositiveInt
+    maxCapacity: PositiveInt
+    desiredCapacity: PositiveInt | None = None
+    cooldown: PositiveInt = 300
+    defaultInstanceWarmup: Annotated[int, Field(ge=1, le=3600)] = 300
+    metricConfig: MetricConfig
+
+    @model_validator(mode="after")
+    def _capacities(self) -> AutoScalingConfig:
+        _check_capacities(self.minCapacity, self.desiredCapacity, self.maxCapacity)
+        return self
+
+
+class LoadBalancerHealthCheck(StrictModel):
+    path: Annotated[str, StringConstraints(pattern=r"^/")]
+    interval: PositiveInt = 30
+    timeout: PositiveInt = 10
+    healthyThresholdCount: PositiveInt = 3
+    unhealthyThresholdCount: PositiveInt = 3
+
+
+class LoadBalancerConfig(StrictModel):
+    healthCheckConfig: LoadBalancerHealthCheck
+
+
+HOSTING_FIELDS = ("instanceType", "inferenceContainer", "containerConfig", "autoScalingConfig")
+
+
+class ModelDefinition(StrictModel):
+    """Fields common to a create request and the stored record (never a secret)."""
+
+    modelId: ModelId
+    modelName: NonEmptyStr
+    modelType: ModelType
+    modelDescription: str = ""
+    modelUrl: str | None = None
+    streaming: StrictBool = False
+    features: list[Feature] = Field(default_factory=list)
+    allowedGroups: list[NonEmptyStr] = Field(default_factory=list)
+    instanceType: str | None = None
+    inferenceContainer: InferenceContainer | None = None
+    containerConfig: ContainerConfig | None = None
+    autoScalingConfig: AutoScalingConfig | None = None
+    loadBalancerConfig: LoadBalancerConfig | None = None
+
+    @field_validator("instanceType")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in SUPPORTED_INSTANCE_TYPES:
+            raise ValueError(
+                f"'{value}' is not a GPU instance type the model stack supports; "
+                f"supported: {', '.join(sorted(SUPPORTED_INSTANCE_TYPES))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistency(self) -> ModelDefinition:
+        given = [name for name in HOSTING_FIELDS if getattr(self, name) is not None]
+        if given and len(given) != len(HOSTING_FIELDS):
+            missing = [name for name in HOSTING_FIELDS if name not in given]
+            raise ValueError(
+                f"self-hosted models need all of {', '.join(HOSTING_FIELDS)}; missing: {', '.join(missing)}"
+            )
+        if self.loadBalancerConfig is not None and not given:
+            raise ValueError(f"loadBalancerConfig is only for self-hosted models ({', '.join(HOSTING_FIELDS)})")
+        if self.modelType == ModelType.EMBEDDING and self.streaming:
+            raise ValueError("streaming: embedding models cannot stream")
+        return self
+
+    @property
+    def self_hosted(self) -> bool:
+        return self.inferenceContainer is not None
+
+
+class CreateModelRequest(ModelDefinition):
+    """Body of ``POST /models``. ``apiKey`` goes to Secrets Manager and is never stored here."""
+
+    apiKey: Annotated[str, StringConstraints(min_length=1)] | None = Field(default=None, repr=False)
+
+    @model_validator(mode="after")
+    def _api_key(self) -> CreateModelRequest:
+        if self.apiKey is not None and self.self_hosted:
+            raise ValueError("apiKey is only for external provider models, not self-hosted ones")
+        return self
+
+    def definition(self) -> ModelDefinition:
+        return ModelDefinition.model_validate(self.model_dump(exclude={"apiKey"}))
+
+
+class AutoScalingInstanceConfig(StrictModel):
+    minCapacity: PositiveInt | None = None
+    maxCapacity: PositiveInt | None = None
+    desiredCapacity: PositiveInt | None = None
+    cooldown: PositiveInt | None = None
+    defaultInstanceWarmup: Annotated[int, Field(ge=1, le=3600)] | None = None
+
+    @model_validator(mode="after")
+    def _capacities(self) -> AutoScalingInstanceConfig:
+        _check_capacities(self.minCapacity, self.desiredCapacity, self.maxCapacity)
+        return self
+
+
+class ContainerConfigUpdate(StrictModel):
+    environment: dict[str, str] | None = None
+    sharedMemorySize: PositiveInt | None = None
+    healthCheckCommand: list[str] | str | None = None
+    healthCheckInterval: PositiveInt | None = None
+    healthCheckTimeout: PositiveInt | None = None
+    healthCheckStartPeriod: PositiveInt | None = None
+    healthCheckRetries: PositiveInt | None = None
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else _check_env_names(value)
+
+    @field_validator("healthCheckCommand")
+    @classmethod
+    def _command(cls, value: list[str] | str | None) -> list[str] | None:
+        return None if value is None else _normalize_health_command(value)
+
+
+METADATA_UPDATE_FIELDS = ("modelDescription", "streaming", "allowedGroups", "features")
+
+
+class UpdateModelRequest(StrictModel):
+    """Body of ``PUT /models/{modelId}``: at least one field."""
+
+    enabled: StrictBool | None = None
+    modelDescription: str | None = None
+    streaming: StrictBool | None = None
+    allowedGroups: list[NonEmptyStr] | None = None
+    features: list[Feature] | None = None
+    autoScalingInstanceConfig: AutoScalingInstanceConfig | None = None
+    containerConfig: ContainerConfigUpdate | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> UpdateModelRequest:
+        if not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set):
+            raise ValueError("an update needs at least one field")
+        if self.enabled is not None and self.autoScalingInstanceConfig is not None:
+            raise ValueError("enabled cannot be combined with autoScalingInstanceConfig")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the caller set, as plain JSON (the workflow input)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ModelRecord(ModelDefinition):
+    """A model as stored in the registry and returned by the API (no secret; only the secret's ARN)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    status: ModelStatus
+    statusReason: str | None = None
+    createdAt: int = Field(description="Unix seconds")
+    updatedAt: int = Field(description="Unix seconds")
+    enabled: bool = True
+    apiKeySecretArn: str | None = Field(default=None, exclude=True)
+
+
+class ModelResponse(BaseModel):
+    model: ModelRecord
+
+
+class ModelListResponse(BaseModel):
+    models: list[ModelRecord]
+    nextToken: str | None = Field(default=None, description="Pass back as the nextToken query parameter.")
