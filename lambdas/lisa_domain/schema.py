@@ -126,7 +126,11 @@ def _normalize_health_command(command: str | list[str]) -> list[str]:
         if not command.strip():
             raise ValueError("command must not be empty")
         return ["CMD-SHELL", command]
-    if len(command) < 2 or command[0] not in ("CMD", "CMD-SHELL") or not all(part.strip() for part in command):
+    if (
+        len(command) < 2
+        or command[0] not in ("CMD", "CMD-SHELL")
+        or not all(part.strip() for part in command)
+    ):
         raise ValueError(
             'command must be a list starting with "CMD" or "CMD-SHELL" followed by non-empty strings'
         )
@@ -236,7 +240,9 @@ class ModelDefinition(StrictModel):
                 f"self-hosted models need all of {', '.join(HOSTING_FIELDS)}; missing: {', '.join(missing)}"
             )
         if self.loadBalancerConfig is not None and not given:
-            raise ValueError(f"loadBalancerConfig is only for self-hosted models ({', '.join(HOSTING_FIELDS)})")
+            raise ValueError(
+                f"loadBalancerConfig is only for self-hosted models ({', '.join(HOSTING_FIELDS)})"
+            )
         if self.modelType == ModelType.EMBEDDING and self.streaming:
             raise ValueError("streaming: embedding models cannot stream")
         return self

@@ -1,0 +1,115 @@
+"""Credential checks shared by the admin API's authorizer and the serve app.
+
+A caller presents one bearer value (``Authorization: Bearer <v>`` or ``Api-Key: <v>``). It is the
+management key (compared in constant time against the secret's current and previous versions, so
+rotation never locks anyone out), an API token (looked up by its SHA-256 hash; expiry enforced),
+or, once configured, an OIDC JWT. No credential value is ever logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import boto3
+from botocore.exceptions import ClientError
+
+from lisa_domain.errors import Unauthorized
+from lisa_domain.tokens import TokenStore
+
+MANAGEMENT_USER = "lisa-management-key"
+AuthMethod = Literal["management-key", "api-token", "jwt"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    groups: tuple[str, ...]
+    is_admin: bool
+    method: AuthMethod
+
+    def can_use(self, allowed_groups: list[str]) -> bool:
+        """Whether a model open to ``allowed_groups`` (empty = everyone) is visible to this caller."""
+        return self.is_admin or not allowed_groups or bool(set(allowed_groups) & set(self.groups))
+
+
+def bearer_value(headers: Mapping[str, str] | None) -> str | None:
+    """The credential in ``Authorization: Bearer`` or ``Api-Key`` (header names case-insensitive)."""
+    lowered = {key.lower(): value for key, value in (headers or {}).items() if value is not None}
+    authorization = lowered.get("authorization", "").strip()
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    api_key = lowered.get("api-key", "").strip()
+    return api_key or None
+
+
+class ManagementKey:
+    """The management key's current and previous versions, re-read at most every ``ttl`` seconds."""
+
+    def __init__(self, secret_id: str, client: Any = None, ttl: float = 60.0) -> None:
+        self._secret_id = secret_id
+        self._client = client or boto3.client("secretsmanager")
+        self._ttl = ttl
+        self._values: tuple[str, ...] = ()
+        self._loaded_at = float("-inf")
+
+    def _load(self) -> tuple[str, ...]:
+        if time.monotonic() - self._loaded_at < self._ttl:
+            return self._values
+        values = []
+        for stage in ("AWSCURRENT", "AWSPREVIOUS"):
+            try:
+                secret = self._client.get_secret_value(SecretId=self._secret_id, VersionStage=stage)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                    continue  # no previous version yet
+                raise
+            values.append(secret["SecretString"])
+        self._values, self._loaded_at = tuple(values), time.monotonic()
+        return self._values
+
+    def matches(self, candidate: str) -> bool:
+        # Compare with every version even after a match, so timing reveals nothing.
+        results = [hmac.compare_digest(candidate.encode(), value.encode()) for value in self._load()]
+        return any(results)
+
+
+JwtVerifier = Callable[[str], "Principal | None"]
+
+
+class Authenticator:
+    def __init__(
+        self,
+        *,
+        admin_group: str,
+        tokens: TokenStore | None = None,
+        management_key: ManagementKey | None = None,
+        jwt_verifier: JwtVerifier | None = None,
+    ) -> None:
+        self._admin_group = admin_group
+        self._tokens = tokens
+        self._management_key = management_key
+        self._jwt_verifier = jwt_verifier
+
+    def authenticate(self, credential: str | None) -> Principal:
+        """The caller behind ``credential``; Unauthorized (never saying why in detail) otherwise."""
+        if not credential:
+            raise Unauthorized("missing credentials: send 'Authorization: Bearer <token>'")
+        if self._management_key is not None and self._management_key.matches(credential):
+            return Principal(MANAGEMENT_USER, (self._admin_group,), True, "management-key")
+        if self._jwt_verifier is not None and credential.count(".") == 2:
+            principal = self._jwt_verifier(credential)
+            if principal is not None:
+                return principal
+        if self._tokens is not None:
+            record = self._tokens.find(credential)
+            if record is not None and not record.expired():
+                groups = tuple(record.groups)
+                return Principal(record.username, groups, self._admin_group in groups, "api-token")
+        raise Unauthorized("invalid or expired credentials")

@@ -1,0 +1,49 @@
+"""Settings read from the environment, once per process (names: docs/architecture.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_table: str
+    tokens_table: str
+    admin_group: str
+    management_key_secret_arn: str | None
+    model_secret_prefix: str
+    create_state_machine_arn: str | None
+    update_state_machine_arn: str | None
+    delete_state_machine_arn: str | None
+    workflow_poll_seconds: int
+    workflow_max_polls: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            models_table=_required("MODELS_TABLE_NAME"),
+            tokens_table=os.environ.get("TOKENS_TABLE_NAME", ""),
+            admin_group=os.environ.get("ADMIN_GROUP", "lisa-admins"),
+            management_key_secret_arn=os.environ.get("MANAGEMENT_KEY_SECRET_ARN") or None,
+            model_secret_prefix=os.environ.get("MODEL_SECRET_PREFIX", "lisa/models/"),
+            create_state_machine_arn=os.environ.get("CREATE_MODEL_STATE_MACHINE_ARN") or None,
+            update_state_machine_arn=os.environ.get("UPDATE_MODEL_STATE_MACHINE_ARN") or None,
+            delete_state_machine_arn=os.environ.get("DELETE_MODEL_STATE_MACHINE_ARN") or None,
+            workflow_poll_seconds=int(os.environ.get("WORKFLOW_POLL_SECONDS", "30")),
+            workflow_max_polls=int(os.environ.get("WORKFLOW_MAX_POLLS", "120")),
+        )
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings (cached: Lambda environments do not change while warm)."""
+    return Settings.from_env()
