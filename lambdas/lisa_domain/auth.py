@@ -9,6 +9,7 @@ or, once configured, an OIDC JWT. No credential value is ever logged.
 from __future__ import annotations
 
 import hmac
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -113,3 +114,37 @@ class Authenticator:
                 groups = tuple(record.groups)
                 return Principal(record.username, groups, self._admin_group in groups, "api-token")
         raise Unauthorized("invalid or expired credentials")
+
+
+# ---- the authorizer context (API Gateway passes it to the admin API as requestContext.authorizer) --
+_AUTH_METHODS: tuple[AuthMethod, ...] = ("management-key", "api-token", "jwt")
+
+
+def principal_to_context(principal: Principal) -> dict[str, str]:
+    """The authorizer context for ``principal`` (API Gateway allows only flat string values)."""
+    return {
+        "username": principal.username,
+        "groups": json.dumps(list(principal.groups)),
+        "isAdmin": "true" if principal.is_admin else "false",
+        "authMethod": principal.method,
+    }
+
+
+def principal_from_context(context: Mapping[str, Any] | None) -> Principal:
+    """The caller an authorizer context describes; Unauthorized when it is missing or malformed."""
+    if not context or not isinstance(context.get("username"), str) or not context["username"]:
+        raise Unauthorized("no authenticated caller")
+    try:
+        groups = json.loads(context.get("groups") or "[]")
+    except (TypeError, ValueError) as error:
+        raise Unauthorized("malformed caller groups") from error
+    if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
+        raise Unauthorized("malformed caller groups")
+    is_admin = str(context.get("isAdmin", "false")).lower() == "true"
+    method = context.get("authMethod")
+    return Principal(
+        username=context["username"],
+        groups=tuple(groups),
+        is_admin=is_admin,
+        method=method if method in _AUTH_METHODS else "api-token",
+    )

@@ -8,7 +8,7 @@ A model is served if and only if its item has ``litellmParams``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from lisa_domain.dynamo import from_item, to_attribute, to_item
-from lisa_domain.errors import Conflict, NotFound
+from lisa_domain.errors import Conflict, NotFound, ValidationFailed
 from lisa_domain.pagination import decode_token, encode_token
 from lisa_domain.schema import ModelRecord, ModelStatus
 
@@ -80,6 +80,45 @@ class ModelRegistry:
             if not last_key:
                 break
         return Page(models=models, next_token=encode_token(last_key))
+
+    def list_visible(
+        self,
+        limit: int,
+        next_token: str | None,
+        visible: Callable[[ModelRecord], bool] | None = None,
+    ) -> Page:
+        """Up to ``limit`` models for which ``visible`` holds (all when None), in key order.
+
+        Unlike :meth:`list_page`, the page is always full unless the table ends, and ``next_token``
+        resumes right after the last model returned: it is absent exactly when no further visible
+        model exists, so the last page never carries a token. Tokens are interchangeable with
+        :meth:`list_page`'s (the same opaque encoding of a key).
+        """
+        if limit < 1:
+            raise ValidationFailed("limit: must be at least 1")
+        scan_key = decode_token(next_token, frozenset({"modelId"}))
+        models: list[ModelRecord] = []
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Limit": limit + 1,
+                "ConsistentRead": True,
+            }
+            if scan_key:
+                kwargs["ExclusiveStartKey"] = scan_key
+            response = self._client.scan(**kwargs)
+            for item in map(from_item, response.get("Items", [])):
+                if item["modelId"] == VERSION_KEY:
+                    continue
+                record = ModelRecord.model_validate(item)
+                if visible is not None and not visible(record):
+                    continue
+                if len(models) == limit:  # one more visible model exists: the page is not the last
+                    return Page(models, encode_token({"modelId": {"S": models[-1].modelId}}))
+                models.append(record)
+            scan_key = response.get("LastEvaluatedKey")
+            if not scan_key:
+                return Page(models, None)
 
     def all_items(self) -> list[dict[str, Any]]:
         """Every model item (a full scan, paginated through); used by serve replicas to rebuild."""

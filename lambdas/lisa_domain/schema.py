@@ -174,6 +174,10 @@ def _check_capacities(min_c: int | None, desired: int | None, max_c: int | None)
             raise ValueError("desiredCapacity must be at most maxCapacity")
 
 
+#: Public name of the capacity rule (min <= desired <= max), for checks against stored settings.
+check_capacities = _check_capacities
+
+
 class AutoScalingConfig(StrictModel):
     blockDeviceVolumeSize: Annotated[int, Field(ge=30)] = 50
     minCapacity: PositiveInt

@@ -1,0 +1,288 @@
+"""Admin API Lambda (API Gateway REST proxy): parse, call ``admin_api.models``, shape the response.
+
+Errors have one shape everywhere, the one API Gateway itself uses for its own 401/403 answers plus
+the status code: ``{"message": "...", "statusCode": 409}``; schema errors (422) also list each
+problem under ``errors`` as ``{"field": "body.modelId", "message": "..."}``. Request bodies and
+credentials are never logged; invalid input is never echoed back.
+"""
+
+import json
+import os
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from admin_api.models import DEFAULT_LIMIT, MAX_LIMIT, ModelService
+from lisa_domain.auth import Principal, principal_from_context
+from lisa_domain.errors import LisaError, Unauthorized
+from lisa_domain.registry import ModelRegistry, Page
+from lisa_domain.schema import (
+    CreateModelRequest,
+    ModelId,
+    ModelListResponse,
+    ModelRecord,
+    ModelResponse,
+    UpdateModelRequest,
+)
+from lisa_domain.secrets import ModelSecrets
+from lisa_domain.settings import settings
+from lisa_domain.workflows import Workflow, WorkflowStarter
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-admin-api"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LISA"))
+tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-admin-api"))
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+#: Methods a non-admin may call; every other method is admin-only (checked before validation, so a
+#: non-admin gets 403 whatever the body).
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+# ---- wiring (lazy, once per container; tests call reset() after changing the environment) --------
+_service: ModelService | None = None
+
+
+def service() -> ModelService:
+    global _service
+    if _service is None:
+        config = settings()
+        _service = ModelService(
+            registry=ModelRegistry(config.models_table),
+            secrets=ModelSecrets(config.model_secret_prefix),
+            workflows=WorkflowStarter(
+                {
+                    Workflow.CREATE: config.create_state_machine_arn,
+                    Workflow.UPDATE: config.update_state_machine_arn,
+                    Workflow.DELETE: config.delete_state_machine_arn,
+                },
+                poll_seconds=config.workflow_poll_seconds,
+                max_polls=config.workflow_max_polls,
+            ),
+        )
+    return _service
+
+
+def reset() -> None:
+    """Forget the wired singletons (and the cached settings) so the next request rebuilds them."""
+    global _service
+    _service = None
+    settings.cache_clear()
+
+
+# ---- response shapes -------------------------------------------------------------------------------
+class FieldError(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. body.modelId or query.limit")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    message: str = Field(description="What went wrong; names the offending field for invalid input")
+    statusCode: int
+    errors: list[FieldError] | None = Field(default=None, description="Schema errors (422 only)")
+
+
+def _json_content(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"model": model}}
+
+
+def _errors(*codes: int) -> dict[int, Any]:
+    descriptions = {
+        400: "Invalid input that breaks a rule of the API (the message names the field)",
+        401: "Missing or invalid credentials",
+        403: "Only administrators may do this",
+        404: "No such model (or not visible to the caller)",
+        409: "Conflict: the model exists, is in the wrong state, or changed concurrently",
+        422: "The request does not match the schema (the message names each field)",
+        502: "A workflow or AWS service could not be reached; nothing was changed",
+    }
+    return {
+        code: {"description": descriptions[code], "content": _json_content(ErrorResponse)} for code in codes
+    }
+
+
+def _ok(description: str, model: type[BaseModel], status: int = 200) -> dict[int, Any]:
+    return {status: {"description": description, "content": _json_content(model)}}
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
+    # The routes are annotated Response[dict[str, Any]] (not the pydantic response models): Powertools
+    # validates a route's return value against its annotation *after* the route ran, and a failure
+    # there would answer 422 for a request whose changes were already made. The documented response
+    # schemas come from each route's ``responses``.
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _error(status: int, message: str, errors: list[dict[str, str]] | None = None) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"message": message, "statusCode": status}
+    if errors:
+        body["errors"] = errors
+    return _json(status, body)
+
+
+def _model_body(record: ModelRecord) -> dict[str, Any]:
+    return {"model": record.model_dump(mode="json")}
+
+
+def _list_body(page: Page) -> dict[str, Any]:
+    body: dict[str, Any] = {"models": [record.model_dump(mode="json") for record in page.models]}
+    if page.next_token:
+        body["nextToken"] = page.next_token
+    return body
+
+
+def _principal() -> Principal:
+    return principal_from_context(app.current_event.raw_event.get("requestContext", {}).get("authorizer"))
+
+
+# ---- routes ----------------------------------------------------------------------------------------
+@app.post(
+    "/models",
+    summary="Register a model",
+    description="Admins only. Stores the model in Creating and starts the create workflow. "
+    "An apiKey goes to Secrets Manager; responses never include it.",
+    responses={**_ok("The model, in Creating", ModelResponse, 201), **_errors(401, 403, 409, 422, 502)},
+)
+def create_model(body: CreateModelRequest) -> Response[dict[str, Any]]:
+    record = service().create(_principal(), body)
+    metrics.add_metric(name="ModelCreateStarted", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.CREATED, _model_body(record))
+
+
+@app.get(
+    "/models",
+    summary="List models",
+    description="Any authenticated user; non-admins see only models open to their groups. "
+    "nextToken is absent on the last page.",
+    responses={**_ok("One page of models", ModelListResponse), **_errors(400, 401, 422)},
+)
+def list_models(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
+    next_token: Annotated[
+        str | None, Query(alias="nextToken", description="The nextToken of the previous page")
+    ] = None,
+) -> Response[dict[str, Any]]:
+    page = service().list_models(_principal(), limit, next_token)
+    return _json(HTTPStatus.OK, _list_body(page))
+
+
+@app.get(
+    "/models/<modelId>",
+    summary="Get a model",
+    description="Any authenticated user; a model not open to the caller's groups is reported as 404.",
+    responses={**_ok("The model", ModelResponse), **_errors(401, 404, 422)},
+)
+def get_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
+    return _json(HTTPStatus.OK, _model_body(service().get(_principal(), modelId)))
+
+
+@app.put(
+    "/models/<modelId>",
+    summary="Update, stop or start a model",
+    description="Admins only. {'enabled': false} stops (from InService), {'enabled': true} starts "
+    "(from Stopped); other changes from InService or Stopped. Starts the update workflow.",
+    responses={
+        **_ok("The model, in Updating, Stopping or Starting", ModelResponse),
+        **_errors(400, 401, 403, 404, 409, 422, 502),
+    },
+)
+def update_model(modelId: Annotated[ModelId, Path()], body: UpdateModelRequest) -> Response[dict[str, Any]]:
+    record = service().update(_principal(), modelId, body)
+    metrics.add_metric(name="ModelUpdateStarted", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.OK, _model_body(record))
+
+
+@app.delete(
+    "/models/<modelId>",
+    summary="Delete a model",
+    description="Admins only; from InService, Stopped or Failed. Answers 200 with the model in "
+    "Deleting; the delete workflow removes it.",
+    responses={**_ok("The model, in Deleting", ModelResponse), **_errors(401, 403, 404, 409, 422, 502)},
+)
+def delete_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
+    record = service().delete(_principal(), modelId)
+    metrics.add_metric(name="ModelDeleteStarted", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.OK, _model_body(record))
+
+
+# ---- errors ----------------------------------------------------------------------------------------
+def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
+    problems = []
+    for detail in error.errors():
+        field = ".".join(str(part) for part in detail.get("loc", ())) or "request"
+        message = str(detail.get("msg", "invalid value")).removeprefix("Value error, ")
+        problems.append({"field": field, "message": message})
+    return problems
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
+    problems = _field_errors(error)
+    summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+    return _error(HTTPStatus.UNPROCESSABLE_ENTITY, f"Invalid request: {summary}", problems)
+
+
+@app.exception_handler(LisaError)
+def _domain_error(error: LisaError) -> Response[dict[str, Any]]:
+    if error.status_code >= 500:
+        logger.warning("request failed", extra={"error": type(error).__name__})
+    return _error(error.status_code, str(error))
+
+
+@app.not_found
+def _no_route(_: NotFoundError) -> Response[dict[str, Any]]:
+    event = app.current_event
+    return _error(HTTPStatus.NOT_FOUND, f"no route {event.http_method} {event.path}")
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response[dict[str, Any]]:
+    logger.exception("unexpected error")
+    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+
+# ---- entry point -----------------------------------------------------------------------------------
+def _reject_before_routing(event: dict[str, Any]) -> dict[str, Any] | None:
+    """401/403 before any parsing: callers must be authenticated, and only admins may change things."""
+    try:
+        principal = principal_from_context((event.get("requestContext") or {}).get("authorizer"))
+    except Unauthorized:
+        status, message = HTTPStatus.UNAUTHORIZED, "Unauthorized"
+    else:
+        logger.append_keys(username=principal.username, auth_method=principal.method)
+        if principal.is_admin or str(event.get("httpMethod", "")).upper() in READ_METHODS:
+            return None
+        status, message = HTTPStatus.FORBIDDEN, "only administrators may change models"
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"message": message, "statusCode": int(status)}),
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = _reject_before_routing(event) or app.resolve(event, context)
+    status = int(response["statusCode"])
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    if status >= 400:
+        metrics.add_metric(
+            name="ServerErrors" if status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1
+        )
+    logger.info(
+        "request handled",
+        extra={"method": event.get("httpMethod"), "resource": event.get("resource"), "status": status},
+    )
+    return response

@@ -1,0 +1,259 @@
+"""Model management logic: the rules and state transitions behind the admin API's model routes.
+
+No API Gateway event reaches this module: the handler passes the caller (a ``Principal``) and the
+validated request. Every rejection happens before anything is written or started; every write is
+a conditional registry write (DESIGN decision 7); secrets go to Secrets Manager only and never into
+a record, a workflow input, a response or a log (decision 8).
+
+Workflow inputs (besides ``modelId``, ``operation``, ``pollSeconds``, ``maxPolls`` that
+``WorkflowStarter`` always adds):
+
+* create: ``{"selfHosted": bool}``
+* update: ``{"action": "update" | "stop" | "start", "previousStatus": <status>, "changes": {...}}``
+  where ``changes`` is ``UpdateModelRequest.changes()`` (the fields the caller set, camelCase)
+* delete: ``{"previousStatus": <status>}``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lisa_domain.auth import Principal
+from lisa_domain.errors import Conflict, DependencyFailed, Forbidden, NotFound, ValidationFailed
+from lisa_domain.registry import ModelRegistry, Page, now
+from lisa_domain.schema import (
+    DELETABLE_STATES,
+    UPDATABLE_STATES,
+    CreateModelRequest,
+    ModelRecord,
+    ModelStatus,
+    ModelType,
+    UpdateModelRequest,
+    check_capacities,
+)
+from lisa_domain.secrets import ModelSecrets
+from lisa_domain.workflows import Workflow, WorkflowStarter
+
+logger = Logger(child=True)
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+UpdateAction = Literal["update", "stop", "start"]
+
+#: AWS errors that mean "a secret with this name exists (or is scheduled for deletion)".
+_SECRET_EXISTS = frozenset({"ResourceExistsException", "InvalidRequestException"})
+
+
+def _require_admin(principal: Principal, action: str) -> None:
+    if not principal.is_admin:
+        raise Forbidden(f"only administrators may {action}")
+
+
+@dataclass(frozen=True)
+class ModelService:
+    """The model routes' logic over the registry, the model secrets and the workflow starter."""
+
+    registry: ModelRegistry
+    secrets: ModelSecrets
+    workflows: WorkflowStarter
+
+    # ---- create ------------------------------------------------------------------------------
+    def create(self, principal: Principal, request: CreateModelRequest) -> ModelRecord:
+        """Register a model (status ``Creating``) and start the create workflow.
+
+        Order: secret (if any) → record (conditional) → workflow. A failure at any step undoes the
+        earlier ones, so a failed request leaves nothing behind.
+        """
+        _require_admin(principal, "create models")
+        model_id = request.modelId
+        # Fast, non-authoritative check (the conditional write below is the real one): answers 409
+        # before touching Secrets Manager for the common case of a duplicate id.
+        if self._exists(model_id):
+            raise Conflict(f"model '{model_id}' already exists")
+
+        secret_arn = self._store_secret(model_id, request.apiKey) if request.apiKey is not None else None
+        timestamp = now()
+        record = ModelRecord.model_validate(
+            {
+                **request.definition().model_dump(),
+                "status": ModelStatus.CREATING,
+                "createdAt": timestamp,
+                "updatedAt": timestamp,
+                "apiKeySecretArn": secret_arn,
+            }
+        )
+        try:
+            self.registry.create(record)
+        except Exception as error:
+            if secret_arn is not None:
+                self._delete_secret_quietly(secret_arn, model_id)
+            if isinstance(error, ClientError | BotoCoreError):
+                raise DependencyFailed(f"could not store model '{model_id}'; nothing was created") from error
+            raise
+
+        try:
+            self.workflows.start(Workflow.CREATE, model_id, selfHosted=record.self_hosted)
+        except Exception as error:
+            logger.exception("starting the create workflow failed", extra={"model_id": model_id})
+            self._undo_create(model_id, secret_arn)
+            raise DependencyFailed(
+                f"could not start the create workflow for model '{model_id}'; "
+                "nothing was created, try again later"
+            ) from error
+        logger.info("model creation started", extra={"model_id": model_id})
+        return record
+
+    def _exists(self, model_id: str) -> bool:
+        try:
+            self.registry.get_item(model_id)
+        except NotFound:
+            return False
+        return True
+
+    def _store_secret(self, model_id: str, api_key: str) -> str:
+        try:
+            return self.secrets.store(model_id, api_key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _SECRET_EXISTS:
+                # Another create of the same id won the race (or an old secret is still being
+                # deleted): the secret is not ours, so leave it alone.
+                raise Conflict(
+                    f"model '{model_id}' already exists or is still being deleted; try again later"
+                ) from error
+            raise DependencyFailed(f"could not store the API key of model '{model_id}'") from error
+        except BotoCoreError as error:
+            raise DependencyFailed(f"could not store the API key of model '{model_id}'") from error
+
+    def _undo_create(self, model_id: str, secret_arn: str | None) -> None:
+        try:
+            self.registry.delete(model_id, allowed_from=[ModelStatus.CREATING])
+        except Exception:
+            logger.exception("cleanup: deleting the model record failed", extra={"model_id": model_id})
+        if secret_arn is not None:
+            self._delete_secret_quietly(secret_arn, model_id)
+
+    def _delete_secret_quietly(self, secret_arn: str, model_id: str) -> None:
+        try:
+            self.secrets.delete(secret_arn)
+        except Exception:
+            logger.exception(
+                "cleanup: deleting the model's API key secret failed", extra={"model_id": model_id}
+            )
+
+    # ---- read --------------------------------------------------------------------------------
+    def list_models(
+        self, principal: Principal, limit: int = DEFAULT_LIMIT, next_token: str | None = None
+    ) -> Page:
+        """One page of the models the caller may see; ``next_token`` is absent on the last page."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValidationFailed(f"limit: must be between 1 and {MAX_LIMIT}")
+        visible = None if principal.is_admin else (lambda record: principal.can_use(record.allowedGroups))
+        return self.registry.list_visible(limit, next_token, visible)
+
+    def get(self, principal: Principal, model_id: str) -> ModelRecord:
+        """One model; a model the caller may not see is reported as not found (no existence leak)."""
+        record = self.registry.get(model_id)
+        if not principal.can_use(record.allowedGroups):
+            raise NotFound(f"model '{model_id}' not found")
+        return record
+
+    # ---- update ------------------------------------------------------------------------------
+    def update(self, principal: Principal, model_id: str, request: UpdateModelRequest) -> ModelRecord:
+        """Move the model to Updating, Stopping (``enabled: false``) or Starting (``enabled: true``)
+        and start the update workflow with the requested changes."""
+        _require_admin(principal, "update models")
+        record = self.registry.get(model_id)
+        self._check_update(record, request)
+        action: UpdateAction
+        if request.enabled is False:
+            action, allowed_from, target = "stop", [ModelStatus.IN_SERVICE], ModelStatus.STOPPING
+        elif request.enabled is True:
+            action, allowed_from, target = "start", [ModelStatus.STOPPED], ModelStatus.STARTING
+        else:
+            action, allowed_from, target = "update", sorted(UPDATABLE_STATES), ModelStatus.UPDATING
+        if record.status not in allowed_from:
+            states = ", ".join(status.value for status in allowed_from)
+            raise Conflict(
+                f"model '{model_id}' is {record.status.value}; {action} is allowed only from: {states}"
+            )
+
+        updated = self.registry.transition(model_id, allowed_from=[record.status], to=target)
+        details: dict[str, Any] = {
+            "action": action,
+            "previousStatus": record.status.value,
+            "changes": request.changes(),
+        }
+        self._start_or_revert(Workflow.UPDATE, record, target, details)
+        logger.info("model update started", extra={"model_id": model_id, "action": action})
+        return updated
+
+    @staticmethod
+    def _check_update(record: ModelRecord, request: UpdateModelRequest) -> None:
+        """Rules that need the stored model (the schema checked everything else)."""
+        if not record.self_hosted:
+            for field in ("autoScalingInstanceConfig", "containerConfig"):
+                if getattr(request, field) is not None:
+                    raise ValidationFailed(
+                        f"{field}: model '{record.modelId}' is not self-hosted, so it has no {field}"
+                    )
+        if request.streaming and record.modelType == ModelType.EMBEDDING:
+            raise ValidationFailed("streaming: embedding models cannot stream")
+        scaling, current = request.autoScalingInstanceConfig, record.autoScalingConfig
+        if scaling is not None and current is not None:
+            minimum = scaling.minCapacity if scaling.minCapacity is not None else current.minCapacity
+            maximum = scaling.maxCapacity if scaling.maxCapacity is not None else current.maxCapacity
+            desired = (
+                scaling.desiredCapacity if scaling.desiredCapacity is not None else current.desiredCapacity
+            )
+            try:
+                check_capacities(minimum, desired, maximum)
+            except ValueError as error:
+                raise ValidationFailed(
+                    f"autoScalingInstanceConfig: {error} (combined with the model's current settings)"
+                ) from error
+
+    # ---- delete ------------------------------------------------------------------------------
+    def delete(self, principal: Principal, model_id: str) -> ModelRecord:
+        """Move the model to Deleting and start the delete workflow (which removes the record)."""
+        _require_admin(principal, "delete models")
+        record = self.registry.get(model_id)
+        if record.status not in DELETABLE_STATES:
+            states = ", ".join(sorted(status.value for status in DELETABLE_STATES))
+            raise Conflict(
+                f"model '{model_id}' is {record.status.value}; delete is allowed only from: {states}"
+            )
+        updated = self.registry.transition(
+            model_id, allowed_from=[record.status], to=ModelStatus.DELETING, reason=record.statusReason
+        )
+        self._start_or_revert(
+            Workflow.DELETE, record, ModelStatus.DELETING, {"previousStatus": record.status.value}
+        )
+        logger.info("model deletion started", extra={"model_id": model_id})
+        return updated
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _start_or_revert(
+        self, workflow: Workflow, before: ModelRecord, target: ModelStatus, details: dict[str, Any]
+    ) -> None:
+        """Start ``workflow``; if that fails, put the model back the way it was and report 502."""
+        try:
+            self.workflows.start(workflow, before.modelId, **details)
+        except Exception as error:
+            logger.exception(
+                f"starting the {workflow.value} workflow failed", extra={"model_id": before.modelId}
+            )
+            try:
+                self.registry.transition(
+                    before.modelId, allowed_from=[target], to=before.status, reason=before.statusReason
+                )
+            except Exception:
+                logger.exception("reverting the model's status failed", extra={"model_id": before.modelId})
+            raise DependencyFailed(
+                f"could not start the {workflow.value} workflow for model '{before.modelId}'; "
+                f"the model is unchanged ({before.status.value}), try again later"
+            ) from error

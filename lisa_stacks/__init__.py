@@ -1,0 +1,1 @@
+"""LISA's CDK constructs and stacks (see docs/architecture.md)."""

@@ -1,0 +1,50 @@
+"""Small helpers every construct shares: removal policy and log retention from the config."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from lisa_stacks.config import LOG_RETENTION_DAYS, DeploymentConfig
+
+#: CloudWatch Logs retention in days -> the CDK enum member.
+RETENTION: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+assert set(RETENTION) == set(LOG_RETENTION_DAYS)
+
+
+def removal_policy(config: DeploymentConfig) -> cdk.RemovalPolicy:
+    return cdk.RemovalPolicy.DESTROY if config.removalPolicy == "destroy" else cdk.RemovalPolicy.RETAIN
+
+
+def log_group(scope: Construct, construct_id: str, config: DeploymentConfig) -> logs.LogGroup:
+    """A log group with the configured retention (encrypted at rest by CloudWatch Logs)."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        retention=RETENTION[config.logRetentionDays],
+        removal_policy=removal_policy(config),
+    )

@@ -1,0 +1,287 @@
+"""The serve service: a public ALB in front of an ECS Fargate service running the LiteLLM-based app."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import region_info
+from constructs import Construct
+
+from lisa_stacks.common import log_group, removal_policy
+from lisa_stacks.config import REPO_ROOT, DeploymentConfig
+from lisa_stacks.data import Data
+from lisa_stacks.nag import acknowledge, acknowledge_wildcards, nag_arn
+from lisa_stacks.network import Network
+
+CONTAINER_PORT = 8080
+ACCESS_LOG_PREFIX = "serve"
+DOCKERFILE = "litellm_container/Dockerfile"
+#: The image's build context is the repository root, narrowed to what the Dockerfile can use.
+DOCKER_CONTEXT_EXCLUDE = ["*", "!lambdas", "!litellm_container", "**/__pycache__", "**/*.pyc"]
+
+
+class Serve(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, network: Network, data: Data
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        serve = config.serve
+
+        access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # the only encryption ALB access logs support
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=removal_policy(config),
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(config.logRetentionDays))],
+        )
+        acknowledge(
+            access_logs,
+            "AwsSolutions-S1",
+            "This bucket is itself the access-log destination of the serve load balancer; logging "
+            "access to the log bucket would need another bucket and recurse.",
+        )
+
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=network.vpc,
+            internet_facing=True,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            drop_invalid_header_fields=True,
+            idle_timeout=cdk.Duration.seconds(600),  # long streamed generations
+        )
+        self._log_access(access_logs, stack)
+        acknowledge(
+            self.load_balancer,
+            "AwsSolutions-EC23",
+            "The serve API is the public, OpenAI-compatible entry point for users: its listener must "
+            "accept any source address; every request is authenticated by the serve app.",
+        )
+
+        cluster = ecs.Cluster(
+            self, "Cluster", vpc=network.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+        task_definition = ecs.FargateTaskDefinition(
+            self,
+            "Task",
+            cpu=serve.cpu,
+            memory_limit_mib=serve.memory,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        oidc = config.oidc
+        task_definition.add_container(
+            "serve",
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT),
+                file=DOCKERFILE,
+                exclude=DOCKER_CONTEXT_EXCLUDE,
+                ignore_mode=cdk.IgnoreMode.DOCKER,
+                platform=cdk.aws_ecr_assets.Platform.LINUX_AMD64,
+            ),
+            port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT)],
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="serve", log_group=log_group(self, "Logs", config)),
+            readonly_root_filesystem=False,
+            environment={
+                "MODELS_TABLE_NAME": data.models_table.table_name,
+                "TOKENS_TABLE_NAME": data.tokens_table.table_name,
+                "MANAGEMENT_KEY_SECRET_ARN": data.management_key.secret_arn,
+                "MODEL_SECRET_PREFIX": config.model_secret_prefix,
+                "ADMIN_GROUP": config.adminGroup,
+                "API_GROUP": config.apiGroup,
+                "OIDC_ISSUER": oidc.issuer,
+                "OIDC_CLIENT_ID": oidc.clientId,
+                "OIDC_USERNAME_CLAIM": oidc.usernameClaim,
+                "OIDC_GROUPS_CLAIM": oidc.groupsClaim,
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "AWS_DEFAULT_REGION": stack.region,
+            },
+        )
+        self._grant_task_role(task_definition.task_role, stack, config, data)
+
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=task_definition,
+            desired_count=serve.desiredCount,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            assign_public_ip=False,
+            health_check_grace_period=cdk.Duration.seconds(120),
+        )
+        scaling = self.service.auto_scale_task_count(min_capacity=serve.minTasks, max_capacity=serve.maxTasks)
+        scaling.scale_on_cpu_utilization(
+            "Cpu",
+            target_utilization_percent=serve.targetCpuUtilization,
+            scale_in_cooldown=cdk.Duration.seconds(300),
+            scale_out_cooldown=cdk.Duration.seconds(60),
+        )
+
+        if serve.certificateArn:
+            listener = self.load_balancer.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_arn(serve.certificateArn)],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+                open=True,
+            )
+            self.load_balancer.add_redirect(source_port=80, target_port=443)
+        else:
+            listener = self.load_balancer.add_listener(
+                "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=True
+            )
+            cdk.Annotations.of(listener).add_info(
+                "serve.certificateArn is not set: the serve API listens on plain HTTP (port 80). "
+                "Set it for production; tokens travel in the Authorization header."
+            )
+        listener.add_targets(
+            "Serve",
+            port=CONTAINER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[self.service],
+            deregistration_delay=cdk.Duration.seconds(30),
+            health_check=elbv2.HealthCheck(
+                path="/health", healthy_http_codes="200", interval=cdk.Duration.seconds(15)
+            ),
+        )
+        self.url = cdk.Fn.join(
+            "",
+            ["https://" if serve.certificateArn else "http://", self.load_balancer.load_balancer_dns_name],
+        )
+
+        acknowledge_wildcards(
+            task_definition.task_role,
+            {
+                f"Resource::{nag_arn('secretsmanager', f'secret:{config.model_secret_prefix}*')}": (
+                    "Serve reads the provider key of any registered model; model secrets are created at "
+                    "run time, one per model, under this deployment's model secret name prefix."
+                ),
+                "Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/*": (
+                    "Administrators register any Bedrock model at run time; invoking is limited to "
+                    "InvokeModel and its streaming variant."
+                ),
+                "Resource::arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:inference-profile/*": (
+                    "Cross-region inference profiles of this account, registered at run time as Bedrock "
+                    "models; only InvokeModel and its streaming variant."
+                ),
+            },
+        )
+        assert task_definition.execution_role is not None
+        acknowledge_wildcards(
+            task_definition.execution_role,
+            {
+                "Resource::*": "ecr:GetAuthorizationToken, needed to pull the serve image from the CDK "
+                "asset repository, does not support resource-level permissions.",
+            },
+        )
+        acknowledge(
+            task_definition,
+            "AwsSolutions-ECS2",
+            "The environment holds only table names, secret ARNs, group names and OIDC settings; no "
+            "secret value is in it (the app reads secrets from Secrets Manager at run time).",
+        )
+
+    def _log_access(self, bucket: s3.Bucket, stack: cdk.Stack) -> None:
+        """ALB access logs to ``bucket`` without knowing the region at synth time.
+
+        ``log_access_logs`` needs a concrete region (the regional ELB account). The stacks are
+        environment-agnostic, so the account comes from a region mapping at deploy time; regions
+        without one (opened since 2022) use the log-delivery service principal, which is always allowed.
+        """
+        mapping = cdk.CfnMapping(
+            stack,
+            "ElbLogDeliveryAccounts",
+            mapping={
+                info.name: {"account": info.elbv2_account or "none"}
+                for info in region_info.RegionInfo.regions
+            },
+        )
+        has_account = cdk.CfnCondition(
+            stack,
+            "RegionHasElbLogDeliveryAccount",
+            expression=cdk.Fn.condition_not(
+                cdk.Fn.condition_equals(mapping.find_in_map(cdk.Aws.REGION, "account"), "none")
+            ),
+        )
+        elb_account = cdk.Fn.condition_if(
+            has_account.logical_id,
+            cdk.Fn.join(
+                "",
+                [
+                    "arn:",
+                    cdk.Aws.PARTITION,
+                    ":iam::",
+                    mapping.find_in_map(cdk.Aws.REGION, "account"),
+                    ":root",
+                ],
+            ),
+            cdk.Fn.join("", ["arn:", cdk.Aws.PARTITION, ":iam::", cdk.Aws.ACCOUNT_ID, ":root"]),
+        ).to_string()
+        objects = bucket.arn_for_objects(f"{ACCESS_LOG_PREFIX}/AWSLogs/{cdk.Aws.ACCOUNT_ID}/*")
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ArnPrincipal(elb_account)], actions=["s3:PutObject"], resources=[objects]
+            )
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("logdelivery.elasticloadbalancing.amazonaws.com")],
+                actions=["s3:PutObject"],
+                resources=[objects],
+            )
+        )
+        self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
+        self.load_balancer.set_attribute("access_logs.s3.bucket", bucket.bucket_name)
+        self.load_balancer.set_attribute("access_logs.s3.prefix", ACCESS_LOG_PREFIX)
+        assert bucket.policy is not None
+        self.load_balancer.node.add_dependency(bucket.policy)
+
+    @staticmethod
+    def _grant_task_role(role: iam.IRole, stack: cdk.Stack, config: DeploymentConfig, data: Data) -> None:
+        data.grant_models(role, write=False)
+        data.grant_tokens(role, write=False)
+        data.grant_management_key_read(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[
+                    stack.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name=f"{config.model_secret_prefix}*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                resources=[
+                    stack.format_arn(
+                        service="bedrock",
+                        region="*",
+                        account="",
+                        resource="foundation-model",
+                        resource_name="*",
+                    ),
+                    stack.format_arn(
+                        service="bedrock", region="*", resource="inference-profile", resource_name="*"
+                    ),
+                ],
+            )
+        )

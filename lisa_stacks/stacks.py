@@ -1,0 +1,156 @@
+"""The deployment's stacks: core (network, data, admin API, workflows) and serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from lisa_stacks.admin_api import AdminApi
+from lisa_stacks.config import DeploymentConfig
+from lisa_stacks.data import Data
+from lisa_stacks.lambda_code import LisaFunction, lambda_code
+from lisa_stacks.nag import acknowledge_wildcards, nag_arn
+from lisa_stacks.network import Network
+from lisa_stacks.serve import Serve
+from lisa_stacks.workflows import Workflows
+
+
+class CoreStack(cdk.Stack):
+    """Network, tables and management key, the model workflows and the admin API."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        model_template_path: Path,
+        env: cdk.Environment | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=env,
+            description=f"LISA {config.prefix}: network, data, admin API, workflows",
+        )
+        code = lambda_code()
+        self.network = Network(self, "Network", config=config)
+        self.data = Data(self, "Data", config=config, code=code)
+        model_template = s3_assets.Asset(self, "ModelStackTemplate", path=str(model_template_path))
+        self.workflows = Workflows(
+            self,
+            "Workflows",
+            config=config,
+            code=code,
+            data=self.data,
+            network=self.network,
+            model_template=model_template,
+        )
+        identity = {
+            "MODELS_TABLE_NAME": self.data.models_table.table_name,
+            "TOKENS_TABLE_NAME": self.data.tokens_table.table_name,
+            "ADMIN_GROUP": config.adminGroup,
+            "API_GROUP": config.apiGroup,
+        }
+        self.authorizer_function = LisaFunction(
+            self,
+            "Authorizer",
+            config=config,
+            code=code,
+            handler="authorizer.handler.lambda_handler",
+            description=f"LISA {config.prefix}: admin API authorizer",
+            timeout_seconds=10,
+            environment={
+                **identity,
+                "MANAGEMENT_KEY_SECRET_ARN": self.data.management_key.secret_arn,
+                "OIDC_ISSUER": config.oidc.issuer,
+                "OIDC_CLIENT_ID": config.oidc.clientId,
+                "OIDC_USERNAME_CLAIM": config.oidc.usernameClaim,
+                "OIDC_GROUPS_CLAIM": config.oidc.groupsClaim,
+            },
+        )
+        self.data.grant_tokens(self.authorizer_function.role, write=False)
+        self.data.grant_management_key_read(self.authorizer_function.role)
+
+        machines = self.workflows.state_machines
+        self.admin_function = LisaFunction(
+            self,
+            "AdminApiHandler",
+            config=config,
+            code=code,
+            handler="admin_api.handler.lambda_handler",
+            description=f"LISA {config.prefix}: admin API",
+            environment={
+                **identity,
+                "MODEL_SECRET_PREFIX": config.model_secret_prefix,
+                "CREATE_MODEL_STATE_MACHINE_ARN": machines["create_model"].state_machine_arn,
+                "UPDATE_MODEL_STATE_MACHINE_ARN": machines["update_model"].state_machine_arn,
+                "DELETE_MODEL_STATE_MACHINE_ARN": machines["delete_model"].state_machine_arn,
+                "WORKFLOW_POLL_SECONDS": str(config.workflow.pollSeconds),
+                "WORKFLOW_MAX_POLLS": str(config.workflow.maxPolls),
+                "TOKEN_MAX_LIFETIME_DAYS": str(config.tokens.maxLifetimeDays),
+            },
+        )
+        self.data.grant_models(self.admin_function.role, write=True)
+        self.data.grant_tokens(self.admin_function.role, write=True)
+        for machine in machines.values():
+            machine.grant_start_execution(self.admin_function.role)
+        self.admin_function.role.add_to_policy(
+            cdk.aws_iam.PolicyStatement(
+                actions=[
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:DeleteSecret",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:TagResource",
+                ],
+                resources=[
+                    self.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name=f"{config.model_secret_prefix}*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        acknowledge_wildcards(
+            self.admin_function.role,
+            {
+                f"Resource::{nag_arn('secretsmanager', f'secret:{config.model_secret_prefix}*')}": (
+                    "Provider API keys given at model creation are stored as one secret per model, "
+                    "created at run time; scoped to this deployment's model secret name prefix."
+                ),
+            },
+        )
+        self.admin_api = AdminApi(
+            self,
+            "AdminApi",
+            config=config,
+            admin_function=self.admin_function,
+            authorizer_function=self.authorizer_function,
+        )
+        cdk.CfnOutput(self, "AdminApiUrl", value=self.admin_api.api.url)
+        cdk.CfnOutput(self, "ModelsTableName", value=self.data.models_table.table_name)
+        cdk.CfnOutput(self, "TokensTableName", value=self.data.tokens_table.table_name)
+        cdk.CfnOutput(self, "ManagementKeySecretArn", value=self.data.management_key.secret_arn)
+
+
+class ServeStack(cdk.Stack):
+    """The user-facing OpenAI-compatible API (ALB + ECS Fargate)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        core: CoreStack,
+        env: cdk.Environment | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id, env=env, description=f"LISA {config.prefix}: serve API")
+        self.serve = Serve(self, "Serve", config=config, network=core.network, data=core.data)
+        cdk.CfnOutput(self, "ServeUrl", value=self.serve.url)

@@ -1,0 +1,465 @@
+"""The create/update/delete model workflows, their task Lambda and the roles model stacks use."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from lisa_stacks.common import log_group
+from lisa_stacks.config import REPO_ROOT, DeploymentConfig
+from lisa_stacks.data import Data
+from lisa_stacks.lambda_code import LisaFunction
+from lisa_stacks.nag import acknowledge_wildcards, nag_arn
+from lisa_stacks.network import Network
+
+DEFINITIONS_DIR = REPO_ROOT / "lambdas" / "workflow_steps" / "definitions"
+WORKFLOWS = ("create_model", "update_model", "delete_model")
+
+
+def load_definition(name: str, timeout_seconds: int) -> sfn.DefinitionBody:
+    """The checked-in ASL with the deployment's execution timeout (``workflow.timeoutMinutes``).
+
+    ``DefinitionBody.from_file`` uploads the file as an S3 asset and silently ignores the state
+    machine's ``timeout``; inlining the JSON keeps the timeout and validates the file at synth time.
+    The configured timeout replaces any ``TimeoutSeconds`` in the file (tests and local mode use the file's).
+    """
+    path = DEFINITIONS_DIR / f"{name}.asl.json"
+    definition = json.loads(path.read_text(encoding="utf-8"))
+    definition["TimeoutSeconds"] = timeout_seconds
+    return sfn.DefinitionBody.from_string(json.dumps(definition, indent=1))
+
+
+class Workflows(Construct):
+    state_machines: dict[str, sfn.StateMachine]
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        code: lambda_.Code,
+        data: Data,
+        network: Network,
+        model_template: s3_assets.Asset,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        prefix = config.model_stack_prefix
+
+        # Shared by every model's task definition (registered by the workflow).
+        self.model_log_group = log_group(self, "ModelLogs", config)
+        self.task_execution_role = iam.Role(
+            self,
+            "ModelTaskExecutionRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="LISA model containers: pull images, write logs",
+        )
+        self.task_execution_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.model_log_group.log_group_arn],
+            )
+        )
+        self.task_execution_role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        self.task_execution_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                ],
+                resources=[stack.format_arn(service="ecr", resource="repository", resource_name="*")],
+            )
+        )
+        acknowledge_wildcards(
+            self.task_execution_role,
+            {
+                "Resource::*": "ecr:GetAuthorizationToken does not support resource-level permissions.",
+                f"Resource::{nag_arn('ecr', 'repository/*')}": "Administrators choose each model's image "
+                "at run time; it may come from any ECR repository of this account (pull actions only).",
+            },
+        )
+        self.task_role = iam.Role(
+            self,
+            "ModelTaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="LISA model containers: no AWS access (inference servers need none)",
+        )
+
+        # CloudFormation creates model stacks with this role, so the step Lambda itself cannot.
+        self.model_stack_role = iam.Role(
+            self,
+            "ModelStackRole",
+            assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
+            description=f"CloudFormation service role for the {prefix}* model stacks",
+        )
+        self._grant_model_stack_resources(self.model_stack_role, stack, prefix)
+        owned = "created by model stacks at run time; scoped to this deployment's model stack name prefix."
+        acknowledge_wildcards(
+            self.model_stack_role,
+            {
+                "Resource::*": "EC2 security group/launch template, ELB, Auto Scaling and Application Auto "
+                "Scaling create and describe calls cannot be scoped to resources that do not exist yet and "
+                "whose ids are generated; this role is only assumable by CloudFormation.",
+                f"Resource::{nag_arn('ecs', f'cluster/{prefix}*')}": f"ECS clusters {owned}",
+                f"Resource::{nag_arn('ecs', f'service/{prefix}*/*')}": f"ECS services {owned}",
+                f"Resource::{nag_arn('iam', f'role/{prefix}*', region=False)}": f"Instance roles {owned}",
+                f"Resource::{nag_arn('iam', f'instance-profile/{prefix}*', region=False)}": (
+                    f"Instance profiles {owned}"
+                ),
+                f"Resource::{nag_arn('iam', 'role/aws-service-role/*', region=False)}": "Creating the ECS, "
+                "Auto Scaling, ELB and Application Auto Scaling service-linked roles on first use; limited "
+                "by an iam:AWSServiceName condition to exactly those services.",
+                f"Resource::{nag_arn('cloudwatch', 'alarm:TargetTracking-*')}": "Target-tracking policies "
+                "create alarms with generated names that always start with TargetTracking-.",
+                f"Resource::{nag_arn('ssm', 'parameter/aws/service/ecs/optimized-ami/*', account=False)}": (
+                    "Resolving the AWS public ECS GPU-optimized AMI parameter (read-only, AWS-owned)."
+                ),
+            },
+        )
+
+        self.step_function = LisaFunction(
+            self,
+            "WorkflowSteps",
+            config=config,
+            code=code,
+            handler="workflow_steps.handler.lambda_handler",
+            description=f"LISA {config.prefix}: model workflow steps",
+            timeout_seconds=120,
+            environment={
+                "MODELS_TABLE_NAME": data.models_table.table_name,
+                "MODEL_SECRET_PREFIX": config.model_secret_prefix,
+                "MODEL_STACK_TEMPLATE_URL": model_template.http_url,
+                "MODEL_STACK_PREFIX": prefix,
+                "MODEL_STACK_ROLE_ARN": self.model_stack_role.role_arn,
+                "MODEL_VPC_ID": network.vpc.vpc_id,
+                "MODEL_SUBNET_IDS": cdk.Fn.join(",", network.private_subnets.subnet_ids),
+                "MODEL_VPC_CIDR": network.vpc_cidr,
+                "MODEL_TASK_EXECUTION_ROLE_ARN": self.task_execution_role.role_arn,
+                "MODEL_TASK_ROLE_ARN": self.task_role.role_arn,
+                "MODEL_LOG_GROUP_NAME": self.model_log_group.log_group_name,
+                "HOSTING_BACKEND": "ecs",
+            },
+            wildcard_reason="ECS task definition (de)registration, ELB/ASG/EC2 describes and Application "
+            "Auto Scaling target registration do not support resource-level permissions.",
+        )
+        self._grant_steps(config, stack, prefix, data, model_template)
+
+        self.log_group = log_group(self, "StateMachineLogs", config)
+        self.state_machines = {}
+        for name in WORKFLOWS:
+            machine = sfn.StateMachine(
+                self,
+                "".join(part.title() for part in name.split("_")),
+                definition_body=load_definition(name, config.workflow.timeoutMinutes * 60),
+                definition_substitutions={"StepFunctionArn": self.step_function.function.function_arn},
+                tracing_enabled=True,
+                logs=sfn.LogOptions(
+                    destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+                ),
+            )
+            self.step_function.function.grant_invoke(machine)
+            acknowledge_wildcards(
+                machine.role,
+                {
+                    "Resource::*": "CloudWatch Logs delivery (logs:CreateLogDelivery and friends) and X-Ray "
+                    "actions that Step Functions logging and tracing need do not support resource scoping.",
+                    f"Resource::<{self._logical_id(self.step_function.function)}.Arn>:*": "Invoking the "
+                    "workflow step Lambda by any version or alias of that one function (CDK's grantInvoke).",
+                },
+            )
+            self.state_machines[name] = machine
+
+    @staticmethod
+    def _logical_id(construct: Construct) -> str:
+        child = construct.node.default_child
+        assert isinstance(child, cdk.CfnElement)
+        return cdk.Stack.of(construct).get_logical_id(child)
+
+    def _grant_steps(
+        self,
+        config: DeploymentConfig,
+        stack: cdk.Stack,
+        prefix: str,
+        data: Data,
+        model_template: s3_assets.Asset,
+    ) -> None:
+        role = self.step_function.role
+        data.grant_models(role, write=True)
+        stacks_arn = stack.format_arn(
+            service="cloudformation", resource="stack", resource_name=f"{prefix}*/*"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "cloudformation:CreateStack",
+                    "cloudformation:UpdateStack",
+                    "cloudformation:DeleteStack",
+                    "cloudformation:DescribeStacks",
+                    "cloudformation:DescribeStackEvents",
+                    "cloudformation:DescribeStackResources",
+                ],
+                resources=[stacks_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[model_template.bucket.arn_for_objects(model_template.s3_object_key)],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.task_execution_role.role_arn, self.task_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.model_stack_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecs:RegisterTaskDefinition",
+                    "ecs:DeregisterTaskDefinition",
+                    "ecs:DescribeTaskDefinition",
+                    "elasticloadbalancing:DescribeLoadBalancers",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "elasticloadbalancing:DescribeTargetHealth",
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "application-autoscaling:DescribeScalableTargets",
+                    "application-autoscaling:RegisterScalableTarget",
+                    "ec2:DescribeInstances",
+                ],
+                resources=["*"],
+            )
+        )
+        cluster_arn = stack.format_arn(service="ecs", resource="cluster", resource_name=f"{prefix}*")
+        service_arn = stack.format_arn(service="ecs", resource="service", resource_name=f"{prefix}*/*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:DescribeServices", "ecs:UpdateService"], resources=[cluster_arn, service_arn]
+            )
+        )
+        asg_arn = stack.format_arn(
+            service="autoscaling",
+            resource="autoScalingGroup",
+            resource_name=f"*:autoScalingGroupName/{prefix}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["autoscaling:UpdateAutoScalingGroup", "autoscaling:SetDesiredCapacity"],
+                resources=[asg_arn],
+            )
+        )
+        secrets_arn = stack.format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{config.model_secret_prefix}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:DeleteSecret",
+                ],
+                resources=[secrets_arn],
+            )
+        )
+        cluster_reason = (
+            "Model clusters and services are created at run time, one stack per model; scoped to "
+            "names starting with this deployment's model stack prefix."
+        )
+        acknowledge_wildcards(
+            role,
+            {
+                f"Resource::{nag_arn('cloudformation', f'stack/{prefix}*/*')}": "Model stacks are created at "
+                "run time, one per model; scoped to stacks named with this deployment's model stack prefix.",
+                f"Resource::{nag_arn('ecs', f'cluster/{prefix}*')}": cluster_reason,
+                f"Resource::{nag_arn('ecs', f'service/{prefix}*/*')}": cluster_reason,
+                f"Resource::{nag_arn('autoscaling', f'autoScalingGroup:*:autoScalingGroupName/{prefix}*')}": (
+                    "Model instance groups are created at run time by model stacks; scoped to group names "
+                    "starting with this deployment's model stack prefix (the group id part is unknown)."
+                ),
+                f"Resource::{nag_arn('secretsmanager', f'secret:{config.model_secret_prefix}*')}": (
+                    "Per-model provider-key secrets are created at run time; the workflow reads and deletes "
+                    "only secrets under this deployment's model secret name prefix."
+                ),
+            },
+        )
+
+    def _grant_model_stack_resources(self, role: iam.Role, stack: cdk.Stack, prefix: str) -> None:
+        """What CloudFormation needs to create, update and delete one ModelHostingStack."""
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecs:CreateCluster",
+                    "ecs:DeleteCluster",
+                    "ecs:DescribeClusters",
+                    "ecs:PutClusterCapacityProviders",
+                    "ecs:CreateService",
+                    "ecs:UpdateService",
+                    "ecs:DeleteService",
+                    "ecs:DescribeServices",
+                    "ecs:TagResource",
+                ],
+                resources=[
+                    stack.format_arn(service="ecs", resource="cluster", resource_name=f"{prefix}*"),
+                    stack.format_arn(service="ecs", resource="service", resource_name=f"{prefix}*/*"),
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:CreateSecurityGroup",
+                    "ec2:DeleteSecurityGroup",
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:AuthorizeSecurityGroupEgress",
+                    "ec2:RevokeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupEgress",
+                    "ec2:CreateLaunchTemplate",
+                    "ec2:CreateLaunchTemplateVersion",
+                    "ec2:DeleteLaunchTemplate",
+                    "ec2:RunInstances",
+                    "ec2:CreateTags",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeLaunchTemplates",
+                    "ec2:DescribeLaunchTemplateVersions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeImages",
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeAccountAttributes",
+                    "ec2:DescribeAvailabilityZones",
+                    "elasticloadbalancing:CreateLoadBalancer",
+                    "elasticloadbalancing:DeleteLoadBalancer",
+                    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+                    "elasticloadbalancing:CreateTargetGroup",
+                    "elasticloadbalancing:DeleteTargetGroup",
+                    "elasticloadbalancing:ModifyTargetGroup",
+                    "elasticloadbalancing:ModifyTargetGroupAttributes",
+                    "elasticloadbalancing:CreateListener",
+                    "elasticloadbalancing:DeleteListener",
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:AddTags",
+                    "elasticloadbalancing:DescribeLoadBalancers",
+                    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "elasticloadbalancing:DescribeTargetGroupAttributes",
+                    "elasticloadbalancing:DescribeListeners",
+                    "autoscaling:CreateAutoScalingGroup",
+                    "autoscaling:UpdateAutoScalingGroup",
+                    "autoscaling:DeleteAutoScalingGroup",
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeScalingActivities",
+                    "autoscaling:PutScalingPolicy",
+                    "autoscaling:DeletePolicy",
+                    "autoscaling:DescribePolicies",
+                    "autoscaling:CreateOrUpdateTags",
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:DescribeScalableTargets",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DeleteScalingPolicy",
+                    "application-autoscaling:DescribeScalingPolicies",
+                ],
+                resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"],
+                resources=[
+                    stack.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name="TargetTracking-*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "iam:CreateRole",
+                    "iam:DeleteRole",
+                    "iam:GetRole",
+                    "iam:TagRole",
+                    "iam:PutRolePolicy",
+                    "iam:DeleteRolePolicy",
+                    "iam:GetRolePolicy",
+                    "iam:CreateInstanceProfile",
+                    "iam:DeleteInstanceProfile",
+                    "iam:GetInstanceProfile",
+                    "iam:AddRoleToInstanceProfile",
+                    "iam:RemoveRoleFromInstanceProfile",
+                ],
+                resources=[
+                    stack.format_arn(service="iam", region="", resource="role", resource_name=f"{prefix}*"),
+                    stack.format_arn(
+                        service="iam", region="", resource="instance-profile", resource_name=f"{prefix}*"
+                    ),
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[
+                    stack.format_arn(service="iam", region="", resource="role", resource_name=f"{prefix}*")
+                ],
+                conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    stack.format_arn(
+                        service="iam", region="", resource="role", resource_name="aws-service-role/*"
+                    )
+                ],
+                conditions={
+                    "StringEquals": {
+                        "iam:AWSServiceName": [
+                            "ecs.amazonaws.com",
+                            "autoscaling.amazonaws.com",
+                            "elasticloadbalancing.amazonaws.com",
+                            "ecs.application-autoscaling.amazonaws.com",
+                        ]
+                    }
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameters"],
+                resources=[
+                    stack.format_arn(
+                        service="ssm",
+                        account="",
+                        resource="parameter",
+                        resource_name="aws/service/ecs/optimized-ami/*",
+                    )
+                ],
+            )
+        )

@@ -1,0 +1,99 @@
+"""Fixtures of the admin API, authorizer and key-rotation tests (on top of tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.loaders
+import botocore.session
+import pytest
+
+from local_mode.resources import LocalResources
+
+PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+ROLE_ARN = "arn:aws:iam::123456789012:role/lisa-test-workflows"
+MISSING_STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:lisa-test-missing"
+WORKFLOW_ENV = {
+    "create": "CREATE_MODEL_STATE_MACHINE_ARN",
+    "update": "UPDATE_MODEL_STATE_MACHINE_ARN",
+    "delete": "DELETE_MODEL_STATE_MACHINE_ARN",
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_botocore_loader() -> Iterator[None]:
+    """One botocore data loader for every session (speed only).
+
+    moto gives each test a fresh boto3 default session, and each session would parse the same
+    service-model JSON files again (about 40 ms per service per test). The files never change, so
+    every session may share one loader and its cache.
+    """
+    shared = botocore.loaders.create_loader()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", lambda *_args, **_kwargs: shared)
+        yield
+
+
+@dataclass
+class Workflows:
+    arns: dict[str, str]
+    client: Any
+
+    def executions(self, name: str) -> list[dict[str, Any]]:
+        """Every execution of one workflow, each with its parsed input."""
+        listed = self.client.list_executions(stateMachineArn=self.arns[name])["executions"]
+        return [
+            {
+                **execution,
+                "input": json.loads(
+                    self.client.describe_execution(executionArn=execution["executionArn"])["input"]
+                ),
+            }
+            for execution in listed
+        ]
+
+    def raw_inputs(self) -> list[str]:
+        return [
+            self.client.describe_execution(executionArn=execution["executionArn"])["input"]
+            for arn in self.arns.values()
+            for execution in self.client.list_executions(stateMachineArn=arn)["executions"]
+        ]
+
+    def count(self) -> int:
+        return len(self.raw_inputs())
+
+
+@pytest.fixture
+def workflows(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Workflows:
+    """Trivial Pass state machines for create/update/delete, wired into the admin API's environment."""
+    client = boto3.client("stepfunctions")
+    arns = {}
+    for name, variable in WORKFLOW_ENV.items():
+        arn = client.create_state_machine(
+            name=f"lisa-test-{name}-model", definition=PASS_DEFINITION, roleArn=ROLE_ARN
+        )["stateMachineArn"]
+        monkeypatch.setenv(variable, arn)
+        arns[name] = arn
+    monkeypatch.setenv("WORKFLOW_POLL_SECONDS", "1")
+    monkeypatch.setenv("WORKFLOW_MAX_POLLS", "5")
+    from admin_api import handler
+
+    handler.reset()
+    return Workflows(arns, client)
+
+
+@pytest.fixture
+def break_workflow(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Point one workflow at a state machine that does not exist, so starting it fails."""
+
+    def breaker(name: str) -> None:
+        monkeypatch.setenv(WORKFLOW_ENV[name], MISSING_STATE_MACHINE)
+        from admin_api import handler
+
+        handler.reset()
+
+    return breaker
