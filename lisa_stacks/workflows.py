@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
@@ -179,6 +181,23 @@ class Workflows(Construct):
             )
             self.state_machines[name] = machine
 
+        # Backstop: an execution that times out or is aborted never runs its own failure path; the
+        # step Lambda then cleans up and marks the model Failed (workflow_steps.handler).
+        events.Rule(
+            self,
+            "ExecutionEnded",
+            description="Model workflow executions that ended without their own failure handling.",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": [m.state_machine_arn for m in self.state_machines.values()],
+                },
+            ),
+            targets=[events_targets.LambdaFunction(self.step_function.function, retry_attempts=3)],
+        )
+
     @staticmethod
     def _logical_id(construct: Construct) -> str:
         child = construct.node.default_child
@@ -237,6 +256,7 @@ class Workflows(Construct):
                     "ecs:RegisterTaskDefinition",
                     "ecs:DeregisterTaskDefinition",
                     "ecs:DescribeTaskDefinition",
+                    "ecs:ListTaskDefinitions",
                     "elasticloadbalancing:DescribeLoadBalancers",
                     "elasticloadbalancing:DescribeTargetGroups",
                     "elasticloadbalancing:DescribeTargetHealth",

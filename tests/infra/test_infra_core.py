@@ -153,6 +153,23 @@ def test_state_machines_have_timeouts_logging_and_tracing(core: Template, synthe
         assert definition["TimeoutSeconds"] == synthesized.config.workflow.timeoutMinutes * 60
 
 
+def test_ended_executions_reach_the_step_lambda(core: Template) -> None:
+    """Timed-out or aborted executions skip their own Catch; the backstop rule must cover all three."""
+    rules = _resources(core, "AWS::Events::Rule")
+    assert len(rules) == 1
+    props = next(iter(rules.values()))["Properties"]
+    pattern = props["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert set(pattern["detail"]["status"]) == {"FAILED", "TIMED_OUT", "ABORTED"}
+    assert len(pattern["detail"]["stateMachineArn"]) == 3
+    handler_ids = [
+        logical_id
+        for logical_id, f in _resources(core, "AWS::Lambda::Function").items()
+        if f["Properties"].get("Handler") == "workflow_steps.handler.lambda_handler"
+    ]
+    assert props["Targets"][0]["Arn"] == {"Fn::GetAtt": [handler_ids[0], "Arn"]}
+
+
 def test_lambdas_share_one_asset_and_runtime(core: Template) -> None:
     functions = [
         f["Properties"]

@@ -1,0 +1,190 @@
+"""The failure path every workflow shares: clean up what the execution created, then ``Failed``.
+
+* create and delete (``Cleanup`` then ``PollCleanup``): the model's stack is deleted (bounded
+  polling), its task definitions deregistered and its provider-key secret deleted, so nothing is
+  left behind; the record stays, ``Failed``, so the API can show why (a Failed model can always be
+  deleted).
+* update (``CleanupUpdate``): a new task definition revision is deregistered and the stack is
+  returned to the previous settings if the update had already been applied.
+* ``MarkFailed``: unregister (a Failed model is never served) and set ``Failed`` with a
+  ``statusReason`` built from the error, in one conditional write.
+
+Cleanup only ever touches a model that is still in the status this execution put it in, so a
+stray execution cannot tear down a model someone else owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from lisa_domain.errors import Conflict, NotFound
+from lisa_domain.schema import TRANSIENT_STATES, ModelRecord, ModelStatus
+from workflow_steps import update
+from workflow_steps.common import poll, readable
+from workflow_steps.delete import delete_model_secret
+from workflow_steps.services import Services
+from workflow_steps.state import ExecutionState
+
+VERBS = {"create": "Create", "delete": "Delete", "update": "Update", "stop": "Stop", "start": "Start"}
+TERMINAL_EXECUTION_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def _operation(state: ExecutionState) -> str:
+    return update.action_of(state) if state.operation == "update" else state.operation
+
+
+def _transient_status(state: ExecutionState) -> ModelStatus:
+    if state.operation == "create":
+        return ModelStatus.CREATING
+    if state.operation == "delete":
+        return ModelStatus.DELETING
+    return update.TRANSIENT_BY_ACTION[update.action_of(state)]
+
+
+def _owned_model(services: Services, state: ExecutionState) -> ModelRecord | None:
+    """The model if it is still in this execution's transient status, else None (leave it alone)."""
+    try:
+        record = services.registry.get(state.modelId)
+    except NotFound:
+        state.cleanupNotes.append("the model record no longer exists")
+        return None
+    if record.status != _transient_status(state):
+        state.cleanupNotes.append(f"the model is {record.status.value}; cleanup left it alone")
+        return None
+    return record
+
+
+def cleanup(services: Services, state: ExecutionState) -> ExecutionState:
+    """Create/delete failure: start removing everything the model has (stack, secret)."""
+    state.done = True
+    record = _owned_model(services, state)
+    if record is None:
+        return state
+    if record.self_hosted:
+        try:
+            state.done = not services.hosting.start_delete(record)
+            # Deregistering at once is harmless while the stack is deleted (running tasks are not
+            # affected) and leaves nothing behind even if no one polls (the timeout backstop).
+            services.hosting.release(record)
+        except Exception as error:
+            state.cleanupNotes.append(f"could not delete the model's infrastructure: {readable(error)}")
+    try:
+        delete_model_secret(services, record)
+    except Exception as error:
+        state.cleanupNotes.append(f"could not delete the model's secret: {readable(error)}")
+    return state
+
+
+def poll_cleanup(services: Services, state: ExecutionState) -> ExecutionState:
+    record = _owned_model(services, state)
+    if record is None or not record.self_hosted:
+        state.done = True
+        return state
+    poll(
+        state,
+        "cleanup",
+        "deleting the model's stack after the failure",
+        lambda: services.hosting.poll_delete(record),
+    )
+    if state.done:
+        services.hosting.release(record)
+    return state
+
+
+def cleanup_update(services: Services, state: ExecutionState) -> ExecutionState:
+    record = _owned_model(services, state)
+    if record is not None and record.self_hosted and state.undo:
+        state.cleanupNotes.extend(services.hosting.revert_update(record, state.undo))
+    return state
+
+
+def _error_message(error: dict[str, Any] | None) -> str:
+    if not error:
+        return "unknown error"
+    cause = error.get("Cause")
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+        except ValueError:
+            return cause or str(error.get("Error", "unknown error"))
+        if isinstance(parsed, dict) and parsed.get("errorMessage"):
+            return str(parsed["errorMessage"])
+        return cause
+    return str(error.get("Error", "unknown error"))
+
+
+def failure_reason(state: ExecutionState) -> str:
+    operation = _operation(state)
+    reason = f"{VERBS[operation]} failed: {_error_message(state.error)}"
+    cleanup_error = state.cleanupError
+    if cleanup_error:
+        reason += f". Cleanup failed too: {_error_message(cleanup_error)}"
+    if state.cleanupNotes:
+        reason += ". Cleanup: " + "; ".join(state.cleanupNotes)
+    if operation == "create":
+        hint = (
+            "Delete the model to remove what is left, then create it again"
+            if cleanup_error
+            else "What the workflow had created was removed; fix the cause, delete the model and create it again"
+        )
+    elif operation == "delete":
+        hint = "Delete the model again to retry"
+    else:
+        hint = "The model is not served; delete it (and create it again), or fix the cause and delete it"
+    return f"{reason.rstrip('.')}. {hint}."
+
+
+def mark_failed(services: Services, state: ExecutionState) -> ExecutionState:
+    reason = failure_reason(state)
+    state.statusReason = reason
+    # NotFound: gone; Conflict: no longer this execution's to fail (see _owned_model).
+    with contextlib.suppress(NotFound, Conflict):
+        services.registry.deregister(
+            state.modelId, allowed_from=[_transient_status(state)], to=ModelStatus.FAILED, reason=reason
+        )
+    return state
+
+
+def on_execution_ended(services: Services, event: dict[str, Any]) -> dict[str, Any]:
+    """Backstop for executions that end without their own failure path (execution timeout, abort).
+
+    Wired to EventBridge's "Step Functions Execution Status Change" events of the three state
+    machines. A model still in its transient status since before the execution started is cleaned
+    up (stack deletion started, secret deleted for create/delete) and marked Failed.
+    """
+    detail = event.get("detail", {})
+    status = str(detail.get("status", ""))
+    if status not in TERMINAL_EXECUTION_STATUSES:
+        return {"ignored": f"execution status {status}"}
+    state = ExecutionState.model_validate(json.loads(detail.get("input") or "{}"))
+    try:
+        record = services.registry.get(state.modelId)
+    except NotFound:
+        return {"ignored": "model gone"}
+    if record.status not in TRANSIENT_STATES or record.status != _transient_status(state):
+        return {"ignored": f"model is {record.status.value}"}
+    if _entered_current_status_at(services, state.modelId) > int(detail.get("startDate", 0)) / 1000 + 1:
+        return {"ignored": "a later execution owns the model"}
+    if state.operation in ("create", "delete"):
+        cleanup(services, state)
+    ended = status.replace("_", " ").lower()
+    state.error = {
+        "Error": status,
+        "Cause": f"the workflow execution {ended} before it finished ({detail.get('executionArn', '')})",
+    }
+    mark_failed(services, state)
+    return {"failed": state.modelId}
+
+
+def _entered_current_status_at(services: Services, model_id: str) -> float:
+    history = services.registry.get_item(model_id).get("statusHistory", [])
+    if not history:
+        return 0.0
+    current, entered = history[-1]["status"], float(history[-1]["at"])
+    for entry in reversed(history):
+        if entry["status"] != current:
+            break
+        entered = float(entry["at"])
+    return entered

@@ -1,0 +1,40 @@
+"""Hosting backends for self-hosted models, chosen by ``HOSTING_BACKEND`` (``ecs`` by default).
+
+Local mode registers its own backend with ``register_backend("local", factory)`` before the
+workflows run; nothing in ``lambdas/`` imports local mode.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from workflow_steps.hosting.base import HostingBackend, HostingFailed, Progress
+
+__all__ = ["HostingBackend", "HostingFailed", "Progress", "get_backend", "register_backend"]
+
+BackendFactory = Callable[[], HostingBackend]
+
+
+def _ecs() -> HostingBackend:
+    from workflow_steps.hosting.ecs import EcsHostingBackend
+
+    return EcsHostingBackend.from_env()
+
+
+_factories: dict[str, BackendFactory] = {"ecs": _ecs}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    _factories[name] = factory
+
+
+def get_backend(name: str | None = None) -> HostingBackend:
+    chosen = name or os.environ.get("HOSTING_BACKEND") or "ecs"
+    try:
+        factory = _factories[chosen]
+    except KeyError:
+        raise RuntimeError(
+            f"HOSTING_BACKEND={chosen!r} is not a known hosting backend ({', '.join(sorted(_factories))})"
+        ) from None
+    return factory()

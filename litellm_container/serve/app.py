@@ -1,0 +1,278 @@
+"""The serve app: OpenAI-compatible routes under ``/v2/serve`` on LiteLLM's Router.
+
+Per request: authenticate (cached, off the event loop), read the body under the size limit, check
+it, look the model up in the current registry snapshot (invisible models are 404), and call the
+snapshot's Router. No request or response body is ever logged. See docs/serve-api.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from lisa_domain.auth import Authenticator, JwtVerifier, ManagementKey, jwt_verifier_from_env
+from lisa_domain.registry import ModelRegistry
+from lisa_domain.schema import ModelType
+from serve._litellm import Router
+from serve.auth import RecordingTokenStore, ServeAuthenticator
+from serve.bodies import Endpoint, parse, read_body
+from serve.config import ServeConfig
+from serve.errors import ServeError, backend_error, bad_request, model_not_found
+from serve.follower import RegistryFollower, RouterFactory, SecretCache, Snapshot
+
+logger = logging.getLogger("lisa.serve")
+
+PREFIX = "/v2/serve"
+_JSON = "application/json"
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_DONE = b"data: [DONE]\n\n"
+_STARTUP_WAIT_SECONDS = 5.0
+_MODEL_TYPES: dict[Endpoint, ModelType] = {
+    Endpoint.CHAT: ModelType.TEXTGEN,
+    Endpoint.COMPLETIONS: ModelType.TEXTGEN,
+    Endpoint.EMBEDDINGS: ModelType.EMBEDDING,
+}
+
+
+@dataclass
+class Services:
+    config: ServeConfig
+    follower: RegistryFollower
+    auth: ServeAuthenticator
+
+
+def router_factory(config: ServeConfig) -> RouterFactory:
+    def build(model_list: list[dict[str, Any]]) -> Router:
+        return Router(
+            model_list=model_list,
+            num_retries=config.backend_retries,
+            timeout=config.backend_timeout_seconds,
+            stream_timeout=config.backend_timeout_seconds,
+            ignore_invalid_deployments=True,
+        )
+
+    return build
+
+
+def build_services(
+    config: ServeConfig, *, endpoint_url: str | None = None, jwt_verifier: JwtVerifier | None = None
+) -> Services:
+    """The AWS clients, authenticator and registry follower (``endpoint_url``: an emulator)."""
+    boto_config = BotoConfig(
+        max_pool_connections=64,
+        connect_timeout=3,
+        read_timeout=10,
+        retries={"mode": "standard", "max_attempts": 2},
+    )
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, config=boto_config)
+    secretsmanager = boto3.client("secretsmanager", endpoint_url=endpoint_url, config=boto_config)
+    tokens = RecordingTokenStore(config.tokens_table, dynamodb) if config.tokens_table else None
+    management_key = (
+        ManagementKey(config.management_key_secret_arn, secretsmanager)
+        if config.management_key_secret_arn
+        else None
+    )
+    authenticator = Authenticator(
+        admin_group=config.admin_group,
+        tokens=tokens,
+        management_key=management_key,
+        jwt_verifier=jwt_verifier,
+    )
+    follower = RegistryFollower(
+        ModelRegistry(config.models_table, dynamodb),
+        router_factory(config),
+        secrets=SecretCache(secretsmanager),
+        poll_seconds=config.registry_poll_seconds,
+    )
+    return Services(
+        config, follower, ServeAuthenticator(authenticator, tokens=tokens, ttl=config.auth_cache_seconds)
+    )
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload).encode(), status, media_type=_JSON)
+
+
+def create_app(services: Services) -> FastAPI:
+    config, follower, auth = services.config, services.follower, services.auth
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        follower.start()
+        deadline = time.monotonic() + _STARTUP_WAIT_SECONDS
+        while follower.snapshot is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        try:
+            yield
+        finally:
+            await follower.stop()
+
+    app = FastAPI(title="LISA serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.services = services
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        status = getattr(error, "status_code", 500)
+        if status == 404:
+            return ServeError(404, "Unknown route.", code="not_found").response()
+        if status == 405:
+            return ServeError(405, "Method not allowed.", code="method_not_allowed").response()
+        return ServeError(status, str(getattr(error, "detail", "error")), code="http_error").response()
+
+    async def internal_error(_: Request, error: Exception) -> Response:
+        logger.error("unhandled error: %s", type(error).__name__, exc_info=error)
+        return ServeError(500, "Internal error.", type="server_error", code="internal_error").response()
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
+
+    def snapshot() -> Snapshot:
+        current = follower.snapshot
+        if current is None:
+            raise ServeError(
+                503, "The model registry is not loaded yet; retry.", type="server_error", code="not_ready"
+            )
+        return current
+
+    # ---- health --------------------------------------------------------------------------------
+    @app.get("/health")
+    async def health() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/health/ready")
+    async def ready() -> Response:
+        current = follower.snapshot
+        age = time.monotonic() - follower.last_success
+        if current is None or age > config.registry_stale_seconds:
+            return _json({"status": "not ready", "registryLoaded": current is not None}, 503)
+        return _json({"status": "ready", "registryVersion": current.version, "models": len(current.models)})
+
+    # ---- models ----------------------------------------------------------------------------------
+    @app.get(PREFIX + "/models")
+    async def list_models(request: Request) -> Response:
+        try:
+            principal = await auth.principal(request.headers)
+            models = snapshot().models.values()
+            data = [entry.card for entry in models if principal.can_use(entry.allowed_groups)]
+            return _json({"data": data, "object": "list"})
+        except ServeError as error:
+            return error.response()
+
+    @app.get(PREFIX + "/models/{model_id:path}")
+    async def retrieve_model(request: Request, model_id: str) -> Response:
+        try:
+            principal = await auth.principal(request.headers)
+            entry = snapshot().models.get(model_id)
+            if entry is None or not principal.can_use(entry.allowed_groups):
+                raise model_not_found(model_id)
+            return _json(entry.card)
+        except ServeError as error:
+            return error.response()
+
+    # ---- inference -------------------------------------------------------------------------------
+    async def infer(request: Request, endpoint: Endpoint) -> Response:
+        try:
+            principal = await auth.principal(request.headers)
+            body = parse(await read_body(request, config.max_body_bytes), endpoint)
+            current = snapshot()
+            model_id: str = body.pop("model")
+            entry = current.models.get(model_id)
+            if entry is None or current.router is None or not principal.can_use(entry.allowed_groups):
+                raise model_not_found(model_id)
+            if entry.model_type is not _MODEL_TYPES[endpoint]:
+                raise bad_request(
+                    f"The model '{model_id}' is a {entry.model_type.value} model; /{endpoint.value} "
+                    f"needs a {_MODEL_TYPES[endpoint].value} model.",
+                    param="model",
+                    code="model_type_mismatch",
+                )
+            call = _endpoint_call(current.router, endpoint)
+            if body.get("stream"):
+                return await _stream(call, model_id, body)
+            try:
+                result = await call(model=model_id, **body)
+            except Exception as error:
+                raise backend_error(error, model_id) from None
+            result.model = model_id
+            return Response(result.model_dump_json(exclude_none=True).encode(), media_type=_JSON)
+        except ServeError as error:
+            return error.response()
+
+    @app.post(PREFIX + "/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await infer(request, Endpoint.CHAT)
+
+    @app.post(PREFIX + "/completions")
+    async def completions(request: Request) -> Response:
+        return await infer(request, Endpoint.COMPLETIONS)
+
+    @app.post(PREFIX + "/embeddings")
+    async def embeddings(request: Request) -> Response:
+        return await infer(request, Endpoint.EMBEDDINGS)
+
+    return app
+
+
+def _endpoint_call(router: Router, endpoint: Endpoint) -> Callable[..., Any]:
+    if endpoint is Endpoint.CHAT:
+        return router.acompletion
+    if endpoint is Endpoint.COMPLETIONS:
+        return router.atext_completion
+    return router.aembedding
+
+
+def _event(chunk: Any, model_id: str) -> bytes:
+    chunk.model = model_id
+    if chunk.object == "text_completion":
+        for choice in chunk.choices:  # OpenAI always sends a string, "" in the last chunk
+            if getattr(choice, "text", None) is None:
+                choice.text = ""
+    return b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+
+
+async def _stream(call: Callable[..., Any], model_id: str, body: dict[str, Any]) -> Response:
+    """Server-sent events ending in ``[DONE]``. A failure before the first chunk is an ordinary
+    HTTP error; a failure after it is one ``data: {"error": {...}}`` event, and the stream ends."""
+    try:
+        stream = await call(model=model_id, **body)
+        chunks = aiter(stream)
+        first = await anext(chunks, None)
+    except Exception as error:
+        raise backend_error(error, model_id) from None
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            if first is not None:
+                yield _event(first, model_id)
+                async for chunk in chunks:
+                    yield _event(chunk, model_id)
+            yield _DONE
+        except Exception as error:
+            yield b"data: " + json.dumps(backend_error(error, model_id).body()).encode() + b"\n\n"
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    logger.debug("closing the backend stream failed", exc_info=True)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+def app_from_env() -> FastAPI:
+    """The app as the container runs it: settings, AWS endpoints and OIDC (``OIDC_*``) from the environment."""
+    config = ServeConfig.from_env()
+    return create_app(build_services(config, jwt_verifier=jwt_verifier_from_env(config.admin_group)))

@@ -1,0 +1,222 @@
+"""Request bodies: size limit before parsing, JSON, and a check of every field naming the bad one.
+
+Only parameters of the OpenAI API (plus the sampling extras vLLM and TGI accept) are passed to
+LiteLLM. Anything else is refused with 400: LiteLLM treats many extra keywords (``api_base``,
+``api_key``, ``mock_response``, ...) as instructions to itself, and a caller must not be able to
+redirect a deployment or read its credentials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from starlette.requests import Request
+
+from serve.errors import ServeError, bad_request
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+_NUMBER = (int, float)
+_INT = (int,)
+_BOOL = (bool,)
+_STR = (str,)
+_OBJECT = (dict,)
+_LIST = (list,)
+_STR_OR_LIST = (str, list)
+_ANY: tuple[type, ...] = ()
+
+#: Sampling parameters of vLLM / TGI / llama.cpp servers beyond OpenAI's (passed through as given).
+_SAMPLING_EXTRAS: dict[str, tuple[type, ...]] = {
+    "top_k": _INT,
+    "min_p": _NUMBER,
+    "repetition_penalty": _NUMBER,
+    "length_penalty": _NUMBER,
+    "min_tokens": _INT,
+    "ignore_eos": _BOOL,
+    "skip_special_tokens": _BOOL,
+    "spaces_between_special_tokens": _BOOL,
+    "stop_token_ids": _LIST,
+    "include_stop_str_in_output": _BOOL,
+    "guided_json": (dict, str),
+    "guided_regex": _STR,
+    "guided_choice": _LIST,
+    "guided_grammar": _STR,
+}
+
+_GENERATION: dict[str, tuple[type, ...]] = {
+    "model": _STR,
+    "stream": _BOOL,
+    "stream_options": _OBJECT,
+    "temperature": _NUMBER,
+    "top_p": _NUMBER,
+    "n": _INT,
+    "stop": _STR_OR_LIST,
+    "max_tokens": _INT,
+    "presence_penalty": _NUMBER,
+    "frequency_penalty": _NUMBER,
+    "logit_bias": _OBJECT,
+    "user": _STR,
+    "seed": _INT,
+    **_SAMPLING_EXTRAS,
+}
+
+ALLOWED: dict[Endpoint, dict[str, tuple[type, ...]]] = {
+    Endpoint.CHAT: {
+        **_GENERATION,
+        "messages": _LIST,
+        "max_completion_tokens": _INT,
+        "logprobs": _BOOL,
+        "top_logprobs": _INT,
+        "tools": _LIST,
+        "tool_choice": (str, dict),
+        "parallel_tool_calls": _BOOL,
+        "response_format": _OBJECT,
+        "functions": _LIST,
+        "function_call": (str, dict),
+        "reasoning_effort": _STR,
+        "modalities": _LIST,
+        "audio": _OBJECT,
+        "prediction": _OBJECT,
+        "service_tier": _STR,
+        "chat_template_kwargs": _OBJECT,
+    },
+    Endpoint.COMPLETIONS: {
+        **_GENERATION,
+        "prompt": _STR_OR_LIST,
+        "logprobs": _INT,
+        "echo": _BOOL,
+        "best_of": _INT,
+        "suffix": _STR,
+    },
+    Endpoint.EMBEDDINGS: {
+        "model": _STR,
+        "input": _STR_OR_LIST,
+        "encoding_format": _STR,
+        "dimensions": _INT,
+        "user": _STR,
+    },
+}
+
+REQUIRED: dict[Endpoint, tuple[str, ...]] = {
+    Endpoint.CHAT: ("model", "messages"),
+    Endpoint.COMPLETIONS: ("model", "prompt"),
+    Endpoint.EMBEDDINGS: ("model", "input"),
+}
+
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    str: "a string",
+    dict: "an object",
+    list: "an array",
+}
+
+
+def too_large(limit: int) -> ServeError:
+    return ServeError(
+        413,
+        f"The request body is larger than the limit of {limit} bytes.",
+        code="request_too_large",
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body; 413 as soon as it is known to exceed ``limit`` (declared or streamed length)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise too_large(limit)
+        except ValueError:
+            raise bad_request("Invalid Content-Length header.") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
+    if not types or value is None:
+        return True
+    if isinstance(value, bool) and bool not in types:
+        return False  # JSON true is not a number
+    return isinstance(value, types)
+
+
+def parse(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+    """The checked body: JSON object, required fields present, every field known and well typed."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise bad_request(f"The request body is not valid JSON: {error}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    allowed = ALLOWED[endpoint]
+    for name in REQUIRED[endpoint]:
+        if body.get(name) is None:
+            raise bad_request(
+                f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+            )
+    for name, value in body.items():
+        types = allowed.get(name)
+        if types is None:
+            raise bad_request(
+                f"Unrecognized request argument supplied: '{name}'.", param=name, code="unknown_parameter"
+            )
+        if not _type_ok(value, types):
+            expected = " or ".join(_TYPE_NAMES[t] for t in types if not (t is int and float in types))
+            raise bad_request(
+                f"Invalid type for '{name}': expected {expected}.", param=name, code="invalid_type"
+            )
+    if not body["model"]:
+        raise bad_request("'model' must not be empty.", param="model", code="invalid_value")
+    _check_specific(body, endpoint)
+    return body
+
+
+def _check_specific(body: Mapping[str, Any], endpoint: Endpoint) -> None:
+    if endpoint is Endpoint.CHAT:
+        messages = body["messages"]
+        if not messages:
+            raise bad_request(
+                "'messages' must contain at least one message.", param="messages", code="invalid_value"
+            )
+        for index, message in enumerate(messages):
+            where = f"messages[{index}]"
+            if not isinstance(message, dict):
+                raise bad_request(f"'{where}' must be an object.", param=where, code="invalid_type")
+            if not isinstance(message.get("role"), str):
+                raise bad_request(
+                    f"'{where}.role' is required and must be a string.",
+                    param=f"{where}.role",
+                    code="invalid_value",
+                )
+    elif endpoint is Endpoint.COMPLETIONS:
+        if isinstance(body["prompt"], list) and not body["prompt"]:
+            raise bad_request("'prompt' must not be empty.", param="prompt", code="invalid_value")
+    elif endpoint is Endpoint.EMBEDDINGS:
+        data = body["input"]
+        if data == "" or data == []:
+            raise bad_request("'input' must not be empty.", param="input", code="invalid_value")
+        fmt = body.get("encoding_format")
+        if fmt is not None and fmt not in ("float", "base64"):
+            raise bad_request(
+                "'encoding_format' must be 'float' or 'base64'.",
+                param="encoding_format",
+                code="invalid_value",
+            )
+    if (n := body.get("n")) is not None and n < 1:
+        raise bad_request("'n' must be at least 1.", param="n", code="invalid_value")

@@ -1,0 +1,88 @@
+"""The serve app's settings, read from the environment (names documented in docs/serve-api.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ValueError(f"environment variable {name} is not set")
+    return value
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    models_table: str
+    tokens_table: str | None = None
+    management_key_secret_arn: str | None = None
+    admin_group: str = "lisa-admins"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: How often the registry version is read (seconds); a change is served within this plus a rebuild.
+    registry_poll_seconds: float = 0.25
+    #: Readiness turns 503 when the registry could not be read for this long (seconds).
+    registry_stale_seconds: float = 10.0
+    #: How long to wait for a model backend (connect, and between any two bytes it sends).
+    backend_timeout_seconds: float = 300.0
+    #: LiteLLM retries per request (0 = a failing backend fails the request at once).
+    backend_retries: int = 0
+    #: Request bodies larger than this are refused with 413 before being parsed.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: How long a successful authentication is reused (0 = never); token expiry is still checked.
+    auth_cache_seconds: float = 0.0
+    access_log: bool = True
+    log_level: str = "info"
+    keep_alive_seconds: float = 75.0
+    graceful_shutdown_seconds: float = 25.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
+        env = os.environ if env is None else env
+        return cls(
+            models_table=_required(env, "MODELS_TABLE_NAME"),
+            tokens_table=env.get("TOKENS_TABLE_NAME", "").strip() or None,
+            management_key_secret_arn=env.get("MANAGEMENT_KEY_SECRET_ARN", "").strip() or None,
+            admin_group=env.get("ADMIN_GROUP", "").strip() or "lisa-admins",
+            host=env.get("LISA_SERVE_HOST", "").strip() or "127.0.0.1",
+            port=int(_number(env, "LISA_SERVE_PORT", 8080, 0)),
+            registry_poll_seconds=_number(env, "LISA_SERVE_REGISTRY_POLL_SECONDS", 0.25, 0.01),
+            registry_stale_seconds=_number(env, "LISA_SERVE_REGISTRY_STALE_SECONDS", 10.0, 0.1),
+            backend_timeout_seconds=_number(env, "LISA_SERVE_BACKEND_TIMEOUT_SECONDS", 300.0, 0.1),
+            backend_retries=int(_number(env, "LISA_SERVE_BACKEND_RETRIES", 0, 0)),
+            max_body_bytes=int(_number(env, "LISA_SERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1)),
+            auth_cache_seconds=_number(env, "LISA_SERVE_AUTH_CACHE_SECONDS", 0.0, 0),
+            access_log=_flag(env, "LISA_SERVE_ACCESS_LOG", True),
+            log_level=(env.get("LISA_SERVE_LOG_LEVEL", "").strip() or "info").lower(),
+            keep_alive_seconds=_number(env, "LISA_SERVE_KEEP_ALIVE_SECONDS", 75.0, 1),
+            graceful_shutdown_seconds=_number(env, "LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS", 25.0, 0),
+        )

@@ -1,0 +1,25 @@
+"""The container's health check: ``python -m serve.healthcheck`` exits 0 when ``/health`` answers 200.
+
+Liveness only (the process serves HTTP); readiness (registry loaded and fresh) is ``/health/ready``,
+which the load balancer's target-group health check should use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+
+
+def main() -> int:
+    port = os.environ.get("LISA_SERVE_PORT", "").strip() or "8080"
+    url = f"http://127.0.0.1:{port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return 0 if response.status == 200 else 1
+    except OSError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

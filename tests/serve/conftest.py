@@ -1,0 +1,167 @@
+"""The serve app on 127.0.0.1 against a moto server and a stand-in model backend, for the session."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from openai import OpenAI
+
+from lisa_domain.auth import Principal
+from lisa_domain.errors import Forbidden
+from lisa_domain.registry import ModelRegistry, now
+from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from lisa_domain.tokens import TokenStore
+from local_mode.resources import LocalResources, create_resources
+from serve.app import Services, build_services, create_app
+from serve.config import ServeConfig
+from tests.conftest import ADMIN_GROUP
+from tests.support.fake_backend import FakeBackend
+from tests.support.servers import ServerThread, free_port
+
+BACKEND_TIMEOUT = 1.5
+MAX_BODY = 256 * 1024
+AUTH_CACHE = 0.0  # the default: revocation takes effect on the next request
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server's access log
+
+
+def jwt_stub(credential: str) -> Principal | None:
+    """Stands in for the OIDC verifier (identity issue): two fixed 'JWTs'."""
+    if credential == "hdr.forbidden.sig":
+        raise Forbidden("this identity may not use LISA")
+    if credential == "hdr.alice.sig":
+        return Principal("alice-oidc", ("team-a",), False, "jwt")
+    return None
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def backend() -> Iterator[tuple[FakeBackend, str]]:
+    fake = FakeBackend()
+    server = ServerThread(fake.app).start()
+    yield fake, server.url + "/v1"
+    server.stop()
+
+
+@dataclass
+class ServeEnv:
+    """The running serve app and what tests need to drive it."""
+
+    url: str
+    resources: LocalResources
+    services: Services
+    registry: ModelRegistry
+    tokens: TokenStore
+    secretsmanager: Any
+    backend: FakeBackend
+    backend_url: str
+    token_values: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v2/serve"
+
+    def client(self, who: str = "admin") -> OpenAI:
+        key = self.resources.management_key if who == "management" else self.token_values.get(who, who)
+        return OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=20)
+
+    def headers(self, who: str = "admin") -> dict[str, str]:
+        key = self.resources.management_key if who == "management" else self.token_values.get(who, who)
+        return {"Authorization": f"Bearer {key}"}
+
+    def add_model(
+        self,
+        model_id: str,
+        backend_model: str = "echo",
+        *,
+        groups: list[str] | None = None,
+        model_type: ModelType = ModelType.TEXTGEN,
+        params: dict[str, Any] | None = None,
+    ) -> ModelRecord:
+        record = ModelRecord(
+            modelId=model_id,
+            modelName=backend_model,
+            modelType=model_type,
+            streaming=model_type is ModelType.TEXTGEN,
+            allowedGroups=groups or [],
+            status=ModelStatus.CREATING,
+            createdAt=now() - 1000,
+            updatedAt=now(),
+        )
+        self.registry.create(record)
+        litellm_params = params or {
+            "model": f"openai/{backend_model}",
+            "api_base": self.backend_url,
+            "api_key": "unused",
+        }
+        self.registry.register(model_id, litellm_params, allowed_from=[ModelStatus.CREATING])
+        self.wait_for_registry()
+        return record
+
+    def wait_for_registry(self, timeout: float = 5.0) -> None:
+        wanted = self.registry.version()
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.services.follower.snapshot
+            if snapshot is not None and snapshot.version >= wanted:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the serve app did not pick up the registry change")
+            time.sleep(0.005)
+
+
+@pytest.fixture(scope="session")
+def serve(moto_url: str, backend: tuple[FakeBackend, str]) -> Iterator[ServeEnv]:
+    resources = create_resources("lisa-serve", endpoint_url=moto_url)
+    config = ServeConfig(
+        models_table=resources.models_table,
+        tokens_table=resources.tokens_table,
+        management_key_secret_arn=resources.management_key_secret_arn,
+        admin_group=ADMIN_GROUP,
+        registry_poll_seconds=0.05,
+        backend_timeout_seconds=BACKEND_TIMEOUT,
+        max_body_bytes=MAX_BODY,
+        auth_cache_seconds=AUTH_CACHE,
+    )
+    services = build_services(config, endpoint_url=moto_url, jwt_verifier=jwt_stub)
+    server = ServerThread(create_app(services)).start()
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_url)
+    env = ServeEnv(
+        url=server.url,
+        resources=resources,
+        services=services,
+        registry=ModelRegistry(resources.models_table, dynamodb),
+        tokens=TokenStore(resources.tokens_table, dynamodb),
+        secretsmanager=boto3.client("secretsmanager", endpoint_url=moto_url),
+        backend=backend[0],
+        backend_url=backend[1],
+    )
+    for who, groups in {"admin": [ADMIN_GROUP], "alice": ["team-a"], "bob": ["team-b"], "nobody": []}.items():
+        env.token_values[who] = env.tokens.create(username=who, groups=groups)[0]
+    env.add_model("chat-open")
+    env.add_model("chat-team-a", groups=["team-a"])
+    env.add_model("chat-team-b", groups=["team-b"])
+    env.add_model("embed", "embedder", model_type=ModelType.EMBEDDING)
+    for name in ("fail500", "bad400", "hang", "cut", "slow"):
+        env.add_model(f"broken-{name}", name)
+    env.add_model(
+        "broken-refused",
+        params={"model": "openai/echo", "api_base": f"http://127.0.0.1:{free_port()}/v1", "api_key": "x"},
+    )
+    yield env
+    server.stop()
