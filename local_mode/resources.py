@@ -6,11 +6,25 @@ DynamoDB semantics as in AWS.
 
 from __future__ import annotations
 
+import io
+import json
 import secrets
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
+
+#: The ASL files the CDK app deploys (``${StepFunctionArn}`` = the workflow-steps function).
+DEFINITIONS_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "workflow_steps" / "definitions"
+DEFINITION_FILES = {
+    "create": "create_model.asl.json",
+    "update": "update_model.asl.json",
+    "delete": "delete_model.asl.json",
+}
+STEP_FUNCTION_ARN_PLACEHOLDER = "${StepFunctionArn}"
+WORKFLOW_HANDLER = "workflow_steps.handler.lambda_handler"
 
 
 @dataclass(frozen=True)
@@ -66,3 +80,69 @@ def create_resources(prefix: str = "lisa-local", **client_kwargs: Any) -> LocalR
         Name=f"{prefix}/management-key", SecretString=management_key
     )
     return LocalResources(models_table, tokens_table, secret["ARN"], management_key)
+
+
+@dataclass(frozen=True)
+class LocalWorkflows:
+    function_name: str
+    function_arn: str
+    create_state_machine_arn: str
+    update_state_machine_arn: str
+    delete_state_machine_arn: str
+
+
+def load_definition(workflow: str, function_arn: str, definitions_dir: Path = DEFINITIONS_DIR) -> str:
+    """The deployed ASL of ``workflow`` (create, update, delete) with the task function's ARN in it."""
+    text = (definitions_dir / DEFINITION_FILES[workflow]).read_text()
+    definition = text.replace(STEP_FUNCTION_ARN_PLACEHOLDER, function_arn)
+    json.loads(definition)  # fail here, with the file's name in the traceback, if it is not JSON
+    return definition
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "runs in-process through local_mode.sfn_lambda_adapter\n")
+    return buffer.getvalue()
+
+
+def create_workflows(
+    prefix: str = "lisa-local", definitions_dir: Path = DEFINITIONS_DIR, **client_kwargs: Any
+) -> LocalWorkflows:
+    """The workflow-steps Lambda function and the three state machines, from the deployed ASL files.
+
+    The function is only a name and an ARN in the emulator: register its handler with
+    ``local_mode.sfn_lambda_adapter`` so that invoking it runs our code in-process.
+    """
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role_arn = boto3.client("iam", **client_kwargs).create_role(
+        RoleName=f"{prefix}-workflows", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    function_name = f"{prefix}-workflow-steps"
+    function_arn = boto3.client("lambda", **client_kwargs).create_function(
+        FunctionName=function_name,
+        Runtime="python3.12",
+        Role=role_arn,
+        Handler=WORKFLOW_HANDLER,
+        Code={"ZipFile": _placeholder_zip()},
+        Timeout=300,
+    )["FunctionArn"]
+    sfn = boto3.client("stepfunctions", **client_kwargs)
+    arns = {
+        workflow: sfn.create_state_machine(
+            name=f"{prefix}-{workflow}-model",
+            definition=load_definition(workflow, function_arn, definitions_dir),
+            roleArn=role_arn,
+        )["stateMachineArn"]
+        for workflow in DEFINITION_FILES
+    }
+    return LocalWorkflows(function_name, function_arn, arns["create"], arns["update"], arns["delete"])

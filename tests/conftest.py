@@ -23,7 +23,10 @@ os.environ.pop("AWS_PROFILE", None)
 
 from moto import mock_aws  # noqa: E402
 
+from local_mode import moto_atomic  # noqa: E402
 from local_mode.resources import LocalResources, create_resources  # noqa: E402
+
+moto_atomic.install()
 
 ADMIN_GROUP = "lisa-admins"
 

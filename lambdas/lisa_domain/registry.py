@@ -60,27 +60,6 @@ class ModelRegistry:
     def get(self, model_id: str) -> ModelRecord:
         return ModelRecord.model_validate(self.get_item(model_id))
 
-    def list_page(self, limit: int, next_token: str | None) -> Page:
-        """One page of models in key order; ``next_token`` is opaque and absent on the last page."""
-        start = decode_token(next_token, frozenset({"modelId"}))
-        models: list[ModelRecord] = []
-        last_key: dict[str, Any] | None = start
-        # The version item is filtered out, so read until the page is full or the table ends.
-        while len(models) < limit:
-            kwargs: dict[str, Any] = {"TableName": self.table_name, "Limit": limit - len(models)}
-            if last_key:
-                kwargs["ExclusiveStartKey"] = last_key
-            response = self._client.scan(**kwargs)
-            models.extend(
-                ModelRecord.model_validate(item)
-                for item in map(from_item, response.get("Items", []))
-                if item["modelId"] != VERSION_KEY
-            )
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                break
-        return Page(models=models, next_token=encode_token(last_key))
-
     def list_visible(
         self,
         limit: int,
@@ -89,10 +68,9 @@ class ModelRegistry:
     ) -> Page:
         """Up to ``limit`` models for which ``visible`` holds (all when None), in key order.
 
-        Unlike :meth:`list_page`, the page is always full unless the table ends, and ``next_token``
-        resumes right after the last model returned: it is absent exactly when no further visible
-        model exists, so the last page never carries a token. Tokens are interchangeable with
-        :meth:`list_page`'s (the same opaque encoding of a key).
+        The page is always full unless the table ends, and ``next_token`` resumes right after the
+        last model returned: it is absent exactly when no further visible model exists, so the last
+        page never carries a token.
         """
         if limit < 1:
             raise ValidationFailed("limit: must be at least 1")

@@ -164,7 +164,7 @@ class MetricConfig(StrictModel):
     estimatedInstanceWarmup: PositiveInt = 300
 
 
-def _check_capacities(min_c: int | None, desired: int | None, max_c: int | None) -> None:
+def check_capacities(min_c: int | None, desired: int | None, max_c: int | None) -> None:
     if min_c is not None and max_c is not None and min_c > max_c:
         raise ValueError("minCapacity must be at most maxCapacity")
     if desired is not None:
@@ -172,10 +172,6 @@ def _check_capacities(min_c: int | None, desired: int | None, max_c: int | None)
             raise ValueError("desiredCapacity must be at least minCapacity")
         if max_c is not None and desired > max_c:
             raise ValueError("desiredCapacity must be at most maxCapacity")
-
-
-#: Public name of the capacity rule (min <= desired <= max), for checks against stored settings.
-check_capacities = _check_capacities
 
 
 class AutoScalingConfig(StrictModel):
@@ -189,7 +185,7 @@ class AutoScalingConfig(StrictModel):
 
     @model_validator(mode="after")
     def _capacities(self) -> AutoScalingConfig:
-        _check_capacities(self.minCapacity, self.desiredCapacity, self.maxCapacity)
+        check_capacities(self.minCapacity, self.desiredCapacity, self.maxCapacity)
         return self
 
 
@@ -280,7 +276,7 @@ class AutoScalingInstanceConfig(StrictModel):
 
     @model_validator(mode="after")
     def _capacities(self) -> AutoScalingInstanceConfig:
-        _check_capacities(self.minCapacity, self.desiredCapacity, self.maxCapacity)
+        check_capacities(self.minCapacity, self.desiredCapacity, self.maxCapacity)
         return self
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,12 +22,12 @@ def record(model_id: str, model_type: str, **changes: object) -> ModelRecord:
     return ModelRecord.model_validate(body | changes)
 
 
-def until_done(probe: object, timeout: float = 30) -> Progress:
+def until_done(probe: Callable[[], Progress], timeout: float = 30) -> Progress:
     deadline = time.monotonic() + timeout
     while True:
-        progress = probe()  # type: ignore[operator]
+        progress = probe()
         if progress.done or time.monotonic() > deadline:
-            return progress  # type: ignore[no-any-return]
+            return progress
         time.sleep(0.1)
 
 

@@ -61,10 +61,16 @@ def test_transition_only_from_allowed_states(resources) -> None:
         registry.transition("m1", allowed_from=[ModelStatus.IN_SERVICE], to=ModelStatus.DELETING)
     registry.register("m1", {"model": "bedrock/x"}, allowed_from=[ModelStatus.CREATING])
     assert [m.record.modelId for m in registry.served_models()] == ["m1"]
-    record = registry.deregister("m1", allowed_from=[ModelStatus.IN_SERVICE], to=ModelStatus.FAILED, reason="x")
+    record = registry.deregister(
+        "m1", allowed_from=[ModelStatus.IN_SERVICE], to=ModelStatus.FAILED, reason="x"
+    )
     assert record.status == ModelStatus.FAILED and record.statusReason == "x"
     assert registry.served_models() == []
-    assert [h["status"] for h in registry.get_item("m1")["statusHistory"]] == ["Creating", "InService", "Failed"]
+    assert [h["status"] for h in registry.get_item("m1")["statusHistory"]] == [
+        "Creating",
+        "InService",
+        "Failed",
+    ]
     with pytest.raises(NotFound):
         registry.transition("nope", allowed_from=[ModelStatus.FAILED], to=ModelStatus.DELETING)
 
@@ -76,7 +82,7 @@ def test_pagination_walks_every_model_once(resources) -> None:
     seen: list[str] = []
     token = None
     while True:
-        page = registry.list_page(3, token)
+        page = registry.list_visible(3, token)
         seen.extend(m.modelId for m in page.models)
         token = page.next_token
         if token is None:

@@ -1,0 +1,402 @@
+"""The whole system on one machine: emulator, resources, admin API, serve app, local model hosting.
+
+``LocalSystem.start()`` brings the parts up in order, every one on 127.0.0.1:
+
+1. moto's server in this process (``MOTO_PORT`` set first; Step Functions executes definitions);
+2. the resources the stacks define: tables, the management key, the workflow-steps function and the
+   three state machines from the same ASL files the CDK app deploys;
+3. this process's environment becomes the Lambda environment (``AWS_ENDPOINT_URL`` = the emulator,
+   ``HOSTING_BACKEND=local``), and the workflow-steps handler is registered with the
+   in-process Lambda adapter;
+4. the admin API behind the API-Gateway-style adapter (real authorizer, real handler);
+5. the serve app as a subprocess, the container's own entry point;
+6. an admin API token (created through the admin API with the management key), the demo models
+   (through the admin API and the workflows) and ``.lisa/local.json``.
+
+``stop()`` undoes all of it and leaves no process behind: model processes and the serve app run
+in their own process groups and are killed as groups; each also gets SIGTERM from the kernel if
+this process dies without cleaning up (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IMPORT_ROOTS = (REPO_ROOT / "lambdas", REPO_ROOT / "litellm_container", REPO_ROOT)
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+PREFIX = "lisa-local"
+ADMIN_GROUP = "lisa-admins"
+SERVE_PREFIX = "/v2/serve"
+#: The serve container's entry point (litellm_container/Dockerfile), run from the same import roots.
+SERVE_MODULE = "serve"
+
+logger = logging.getLogger("local_mode")
+
+
+class StartupError(RuntimeError):
+    """A part of local mode did not come up; the message says which and why."""
+
+
+def _ensure_import_roots() -> None:
+    for root in reversed(IMPORT_ROOTS):
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_or_free(preferred: int) -> int:
+    """``preferred`` when it can be bound on 127.0.0.1, otherwise a free port (0 = any free port)."""
+    if preferred:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, preferred))
+            except OSError:
+                logger.warning("port %s is in use; using a free port instead", preferred)
+            else:
+                return preferred
+    return _free_port()
+
+
+@dataclass(frozen=True)
+class Options:
+    admin_port: int = 8780
+    serve_port: int = 8781
+    state_file: Path = REPO_ROOT / ".lisa" / "local.json"
+    run_dir: Path = REPO_ROOT / ".lisa"
+    demo: bool = True
+    #: Seconds each demo model may take to reach InService before local mode gives up waiting.
+    demo_timeout: float = 600.0
+    poll_seconds: int = 1
+    max_polls: int = 300
+
+
+@dataclass
+class HttpResult:
+    status: int
+    body: Any
+
+
+def http_json(
+    method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 30.0
+) -> HttpResult:
+    """One JSON request with urllib (no third-party client in the process that hosts the handlers)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http on 127.0.0.1)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            raw = response.read()
+            status = int(response.status)
+    except urllib.error.HTTPError as error:
+        raw, status = error.read(), int(error.code)
+    try:
+        parsed: Any = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return HttpResult(status, parsed)
+
+
+@dataclass
+class LocalSystem:
+    options: Options = field(default_factory=Options)
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+
+    admin_url: str = ""
+    serve_url: str = ""
+    admin_token: str = ""
+    management_key: str = ""
+    _moto: Any = None
+    _admin: Any = None
+    _serve: subprocess.Popen[bytes] | None = None
+    _serve_log: IO[bytes] | None = None
+    _wrote_state: bool = False
+    _stopped: bool = False
+    _cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    # ---- output ------------------------------------------------------------------------------
+    def say(self, message: str = "") -> None:
+        print(message, file=self.out, flush=True)
+
+    # ---- start -------------------------------------------------------------------------------
+    def start(self) -> None:
+        started = time.monotonic()
+        _ensure_import_roots()
+        self.options.run_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["LISA_LOCAL_RUN_DIR"] = str(self.options.run_dir)
+        self._start_emulator()
+        self._create_resources()
+        self._start_admin_api()
+        self._start_serve()
+        self._create_admin_token()
+        self.say(f"local mode: up in {time.monotonic() - started:.1f} s")
+        if self.options.demo:
+            self._create_demo_models()
+        self._write_state()
+        self._print_summary()
+
+    def _start_emulator(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        from local_mode import moto_atomic
+
+        moto_atomic.install()  # DynamoDB's per-request atomicity, which moto's threaded server lacks
+        port = _free_port()
+        os.environ["MOTO_PORT"] = str(port)  # moto's interpreter calls Lambda at localhost:$MOTO_PORT
+        server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+        server.start()
+        self._moto = server
+        endpoint = f"http://{HOST}:{port}"
+        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        result = http_json("POST", f"{endpoint}/moto-api/config", body=config)
+        if result.status >= 300:
+            raise StartupError(f"moto refused its configuration: {result.status} {result.body}")
+        # Every boto3 client of this process (the in-process Lambdas) and of the serve app talks to it.
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_EC2_METADATA_DISABLED": "true",
+            }
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        self.say(f"local mode: AWS emulator (moto) on {endpoint}")
+
+    def _create_resources(self) -> None:
+        from local_mode import sfn_lambda_adapter
+        from local_mode.resources import create_resources, create_workflows
+
+        resources = create_resources(PREFIX)
+        workflows = create_workflows(PREFIX)
+        self.management_key = resources.management_key
+        os.environ.update(
+            {
+                "MODELS_TABLE_NAME": resources.models_table,
+                "TOKENS_TABLE_NAME": resources.tokens_table,
+                "MANAGEMENT_KEY_SECRET_ARN": resources.management_key_secret_arn,
+                "ADMIN_GROUP": ADMIN_GROUP,
+                "MODEL_SECRET_PREFIX": f"{PREFIX}/models/",
+                "CREATE_MODEL_STATE_MACHINE_ARN": workflows.create_state_machine_arn,
+                "UPDATE_MODEL_STATE_MACHINE_ARN": workflows.update_state_machine_arn,
+                "DELETE_MODEL_STATE_MACHINE_ARN": workflows.delete_state_machine_arn,
+                "WORKFLOW_POLL_SECONDS": str(self.options.poll_seconds),
+                "WORKFLOW_MAX_POLLS": str(self.options.max_polls),
+                "HOSTING_BACKEND": "local",
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_NAMESPACE": "LISA",
+                "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines would flood the console
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        from lisa_domain.settings import settings
+        from workflow_steps.handler import lambda_handler as workflow_handler
+        from workflow_steps.hosting import register_backend
+        from workflow_steps.hosting.local import LocalHosting
+
+        settings.cache_clear()
+        register_backend("local", LocalHosting)
+        sfn_lambda_adapter.register(workflows.function_arn, workflow_handler)
+        self._cleanups.append(lambda: sfn_lambda_adapter.unregister(workflows.function_arn))
+        self.say("local mode: tables, management key, workflow function and 3 state machines created")
+
+    def _start_admin_api(self) -> None:
+        from admin_api.handler import lambda_handler as admin_handler
+        from authorizer.handler import lambda_handler as authorizer_handler
+        from local_mode.apigw import AdminApiServer, ApiGatewayAdapter
+
+        adapter = ApiGatewayAdapter(admin_handler, authorizer_handler, region=REGION)
+        server = AdminApiServer(adapter, HOST, _port_or_free(self.options.admin_port))
+        server.start()
+        self._admin = server
+        self.admin_url = server.url
+        self.say(f"local mode: admin API on {self.admin_url}")
+
+    def _serve_env(self, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "LISA_SERVE_HOST": HOST,
+                "LISA_SERVE_PORT": str(port),
+                "PYTHONPATH": os.pathsep.join(
+                    [str(REPO_ROOT / "lambdas"), str(REPO_ROOT / "litellm_container")]
+                    + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+                ),
+                "PYTHONUNBUFFERED": "1",
+                "LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS": "3",
+            }
+        )
+        return env
+
+    def _start_serve(self) -> None:
+        from workflow_steps.hosting.local import spawner
+
+        port = _port_or_free(self.options.serve_port)
+        log_dir = self.options.run_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / "serve.log"
+        self._serve_log = log_path.open("wb")
+        self._serve = spawner.popen(
+            [sys.executable, "-m", SERVE_MODULE],
+            cwd=str(REPO_ROOT / "litellm_container"),
+            env=self._serve_env(port),
+            stdin=subprocess.DEVNULL,
+            stdout=self._serve_log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://{HOST}:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            if self._serve.poll() is not None:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
+                raise StartupError(f"the serve app exited with code {self._serve.returncode}:\n{tail}")
+            try:
+                if http_json("GET", f"{base}/health/ready", timeout=2).status == 200:
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"the serve app was not ready ({base}/health/ready) within 90 s (log: {log_path})"
+                )
+            time.sleep(0.2)
+        self.serve_url = base + SERVE_PREFIX
+        self.say(f"local mode: serve app on {self.serve_url} (log: {log_path})")
+
+    def _create_admin_token(self) -> None:
+        # The admin API's first request prints Powertools' ColdStart metric (an EMF line meant for
+        # CloudWatch, printed even with POWERTOOLS_METRICS_DISABLED): keep it off the console.
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = http_json(
+                "POST",
+                f"{self.admin_url}/api-tokens",
+                token=self.management_key,
+                body={"username": "local-admin", "groups": [ADMIN_GROUP], "name": "local mode admin"},
+            )
+        if result.status not in (200, 201) or not isinstance(result.body, dict) or "token" not in result.body:
+            raise StartupError(f"could not create the admin token: {result.status} {result.body}")
+        self.admin_token = str(result.body["token"])
+
+    def _create_demo_models(self) -> None:
+        from local_mode.demo import DEMO_MODELS
+
+        self.say("local mode: creating the demo models through the admin API")
+        for body in DEMO_MODELS:
+            result = http_json("POST", f"{self.admin_url}/models", self.admin_token, body)
+            if result.status >= 300:
+                self.say(f"  {body['modelId']}: create refused: {result.status} {result.body}")
+        self.wait_for([str(body["modelId"]) for body in DEMO_MODELS], self.options.demo_timeout)
+
+    def wait_for(self, model_ids: list[str], timeout: float) -> dict[str, str]:
+        """Show each model's status changes until every one is settled; returns the final statuses."""
+        started = time.monotonic()
+        last: dict[str, str] = {}
+        settled = {"InService", "Failed", "Stopped"}
+        while True:
+            for model_id in model_ids:
+                if last.get(model_id) in settled:
+                    continue
+                result = http_json("GET", f"{self.admin_url}/models/{model_id}", self.admin_token)
+                if result.status == 404:
+                    status, reason = "gone", None
+                elif result.status != 200:
+                    status, reason = f"error {result.status}", None
+                else:
+                    model = result.body.get("model", {})
+                    status, reason = str(model.get("status")), model.get("statusReason")
+                if status != last.get(model_id):
+                    elapsed = time.monotonic() - started
+                    line = f"  {model_id:<12} {status:<10} ({elapsed:4.0f} s)"
+                    if reason and status == "Failed":
+                        line += f": {reason}"
+                    self.say(line)
+                    last[model_id] = status
+            if all(last.get(m) in settled or last.get(m) == "gone" for m in model_ids):
+                return last
+            if time.monotonic() - started > timeout:
+                self.say(f"  still waiting after {timeout:.0f} s; local mode keeps running")
+                return last
+            time.sleep(0.5)
+
+    def state(self) -> dict[str, str]:
+        return {"adminApiUrl": self.admin_url, "serveUrl": self.serve_url, "adminToken": self.admin_token}
+
+    def _write_state(self) -> None:
+        path = self.options.state_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        temporary.write_text(json.dumps(self.state(), indent=2) + "\n")
+        temporary.chmod(0o600)  # it holds an admin token
+        temporary.replace(path)
+        self._wrote_state = True
+
+    def _print_summary(self) -> None:
+        from local_mode.demo import examples
+
+        self.say()
+        self.say("LISA local mode is running.")
+        self.say(f"  admin API:   {self.admin_url}")
+        self.say(f"  serve API:   {self.serve_url}")
+        self.say(f"  admin token: {self.admin_token}")
+        self.say()
+        self.say(examples(self.admin_url, self.serve_url, self.admin_token, str(self.options.state_file)))
+
+    # ---- stop --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop everything this started; safe to call twice and after a partial start."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._admin is not None:
+            self._admin.stop()
+        if "workflow_steps.hosting.local" in sys.modules:
+            from workflow_steps.hosting.local import processes
+
+            processes.stop_all(close=True)
+        if self._serve is not None:
+            from workflow_steps.hosting.local import stop_process_group
+
+            stop_process_group(self._serve)
+        if self._serve_log is not None:
+            self._serve_log.close()
+        for cleanup in reversed(self._cleanups):
+            try:
+                cleanup()
+            except Exception:  # pragma: no cover - best effort on the way out
+                logger.exception("cleanup failed")
+        if self._moto is not None:
+            self._moto.stop()
+        if self._wrote_state:
+            try:
+                current = json.loads(self.options.state_file.read_text())
+                if current.get("adminToken") == self.admin_token:
+                    self.options.state_file.unlink()  # its URLs and token are dead now
+            except (OSError, ValueError):
+                pass
