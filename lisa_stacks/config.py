@@ -138,7 +138,7 @@ class ThrottlingConfig(_Strict):
 
 class ApiConfig(_Strict):
     throttling: ThrottlingConfig = ThrottlingConfig()
-    authorizerCacheSeconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    authorizerCacheSeconds: Annotated[int, Field(ge=0, le=60)] = 30
 
 
 class TokensConfig(_Strict):

@@ -52,7 +52,9 @@ class Data(Construct):
             else dynamodb.TableEncryption.AWS_MANAGED
         )
         self.models_table = self._table("ModelsTable", "modelId", table_encryption, removal, config)
-        self.tokens_table = self._table("TokensTable", "tokenHash", table_encryption, removal, config)
+        self.tokens_table = self._table(
+            "TokensTable", "tokenHash", table_encryption, removal, config, expiry_attribute="tokenExpiration"
+        )
         for index_name, key in ((TOKENS_BY_TOKEN_ID, "tokenId"), (TOKENS_BY_USERNAME, "username")):
             self.tokens_table.add_global_secondary_index(
                 index_name=index_name,
@@ -79,15 +81,11 @@ class Data(Construct):
             handler="key_rotation.handler.lambda_handler",
             description=f"LISA {config.prefix}: rotates the management key",
             environment={},
-            wildcard_reason="secretsmanager:GetRandomPassword (new key values) has no resource to scope to.",
         )
         self.management_key.add_rotation_schedule(
             "Rotation",
             rotation_lambda=self.rotation.function,
             automatically_after=cdk.Duration.days(config.managementKeyRotationDays),
-        )
-        self.rotation.role.add_to_policy(
-            iam.PolicyStatement(actions=["secretsmanager:GetRandomPassword"], resources=["*"])
         )
 
     def _table(
@@ -97,6 +95,7 @@ class Data(Construct):
         encryption: dynamodb.TableEncryption,
         removal: cdk.RemovalPolicy,
         config: DeploymentConfig,
+        expiry_attribute: str | None = None,
     ) -> dynamodb.Table:
         return dynamodb.Table(
             self,
@@ -110,6 +109,8 @@ class Data(Construct):
             encryption_key=self.key,
             removal_policy=removal,
             deletion_protection=config.removalPolicy == "retain",
+            # Expired items are purged by DynamoDB (within days; the authorizer checks expiry itself).
+            time_to_live_attribute=expiry_attribute,
         )
 
     def grant_tokens(self, role: iam.IRole, *, write: bool) -> None:

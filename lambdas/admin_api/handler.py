@@ -1,4 +1,5 @@
-"""Admin API Lambda (API Gateway REST proxy): parse, call ``admin_api.models``, shape the response.
+"""Admin API Lambda (API Gateway REST proxy): parse, call ``admin_api.models`` / ``admin_api.tokens``,
+shape the response.
 
 Errors have one shape everywhere, the one API Gateway itself uses for its own 401/403 answers plus
 the status code: ``{"message": "...", "statusCode": 409}``; schema errors (422) also list each
@@ -21,9 +22,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from admin_api import tokens as token_logic
 from admin_api.models import DEFAULT_LIMIT, MAX_LIMIT, ModelService
+from admin_api.tokens import (
+    CreatedTokenResponse,
+    CreateTokenRequest,
+    TokenListResponse,
+    TokenResponse,
+    TokenService,
+    TokenSettings,
+    check_may_create,
+    token_body,
+)
 from lisa_domain.auth import Principal, principal_from_context
-from lisa_domain.errors import LisaError, Unauthorized
+from lisa_domain.errors import Forbidden, LisaError, Unauthorized
 from lisa_domain.registry import ModelRegistry, Page
 from lisa_domain.schema import (
     CreateModelRequest,
@@ -35,6 +47,7 @@ from lisa_domain.schema import (
 )
 from lisa_domain.secrets import ModelSecrets
 from lisa_domain.settings import settings
+from lisa_domain.tokens import TokenPage, TokenStore
 from lisa_domain.workflows import Workflow, WorkflowStarter
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-admin-api"))
@@ -44,12 +57,16 @@ tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-admin-ap
 app = APIGatewayRestResolver(enable_validation=True)
 
 #: Methods a non-admin may call; every other method is admin-only (checked before validation, so a
-#: non-admin gets 403 whatever the body).
+#: non-admin gets 403 whatever the body) except on the token routes below.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TOKENS_RESOURCE = "/api-tokens"
+TOKEN_RESOURCE = "/api-tokens/{tokenId}"
 
 
 # ---- wiring (lazy, once per container; tests call reset() after changing the environment) --------
 _service: ModelService | None = None
+_token_service: TokenService | None = None
+_token_settings: TokenSettings | None = None
 
 
 def service() -> ModelService:
@@ -72,10 +89,26 @@ def service() -> ModelService:
     return _service
 
 
+def token_settings() -> TokenSettings:
+    global _token_settings
+    if _token_settings is None:
+        _token_settings = TokenSettings.from_env()
+    return _token_settings
+
+
+def token_service() -> TokenService:
+    global _token_service
+    if _token_service is None:
+        _token_service = TokenService(TokenStore(settings().tokens_table), token_settings())
+    return _token_service
+
+
 def reset() -> None:
     """Forget the wired singletons (and the cached settings) so the next request rebuilds them."""
-    global _service
+    global _service, _token_service, _token_settings
     _service = None
+    _token_service = None
+    _token_settings = None
     settings.cache_clear()
 
 
@@ -95,16 +128,26 @@ def _json_content(model: type[BaseModel]) -> dict[str, Any]:
     return {"application/json": {"model": model}}
 
 
-def _errors(*codes: int) -> dict[int, Any]:
-    descriptions = {
-        400: "Invalid input that breaks a rule of the API (the message names the field)",
-        401: "Missing or invalid credentials",
-        403: "Only administrators may do this",
-        404: "No such model (or not visible to the caller)",
-        409: "Conflict: the model exists, is in the wrong state, or changed concurrently",
-        422: "The request does not match the schema (the message names each field)",
-        502: "A workflow or AWS service could not be reached; nothing was changed",
-    }
+_TOKEN_ERRORS = {
+    403: "Not allowed: creating tokens needs the admin or API group (see the message)",
+    404: "No such token (or not the caller's)",
+}
+
+
+def _errors(*codes: int, overrides: dict[int, str] | None = None) -> dict[int, Any]:
+    descriptions = (
+        (overrides or {})
+        | {
+            400: "Invalid input that breaks a rule of the API (the message names the field)",
+            401: "Missing or invalid credentials",
+            403: "Only administrators may do this",
+            404: "No such model (or not visible to the caller)",
+            409: "Conflict: the model exists, is in the wrong state, or changed concurrently",
+            422: "The request does not match the schema (the message names each field)",
+            502: "A workflow or AWS service could not be reached; nothing was changed",
+        }
+        | (overrides or {})
+    )
     return {
         code: {"description": descriptions[code], "content": _json_content(ErrorResponse)} for code in codes
     }
@@ -135,6 +178,13 @@ def _model_body(record: ModelRecord) -> dict[str, Any]:
 
 def _list_body(page: Page) -> dict[str, Any]:
     body: dict[str, Any] = {"models": [record.model_dump(mode="json") for record in page.models]}
+    if page.next_token:
+        body["nextToken"] = page.next_token
+    return body
+
+
+def _token_list_body(page: TokenPage) -> dict[str, Any]:
+    body: dict[str, Any] = {"tokens": [token_body(record) for record in page.tokens]}
     if page.next_token:
         body["nextToken"] = page.next_token
     return body
@@ -214,6 +264,70 @@ def delete_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]
     return _json(HTTPStatus.OK, _model_body(record))
 
 
+@app.post(
+    "/api-tokens",
+    summary="Create an API token",
+    description="Admins: for any user, with any groups. Members of the API group (API_GROUP), signed in "
+    "with the identity provider: for themselves, with a subset of their own groups. tokenExpiration "
+    "(Unix seconds) defaults to and may not exceed TOKEN_MAX_LIFETIME_DAYS days from now. The token "
+    "value is in this response only; LISA stores its SHA-256 hash.",
+    responses={
+        **_ok("The token, with its value (shown once)", CreatedTokenResponse, 201),
+        **_errors(400, 401, 403, 422, overrides=_TOKEN_ERRORS),
+    },
+)
+def create_token(body: CreateTokenRequest) -> Response[dict[str, Any]]:
+    value, record = token_service().create(_principal(), body)
+    metrics.add_metric(name="ApiTokenCreated", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.CREATED, {"token": value, **token_body(record)})
+
+
+@app.get(
+    "/api-tokens",
+    summary="List API tokens",
+    description="The caller's own tokens; admins see every token (or one user's with username). "
+    "Values are never listed. nextToken is absent on the last page.",
+    responses={**_ok("One page of tokens", TokenListResponse), **_errors(400, 401, 403, 422)},
+)
+def list_tokens(
+    limit: Annotated[int, Query(ge=1, le=token_logic.MAX_LIMIT, description="Page size")] = (
+        token_logic.DEFAULT_LIMIT
+    ),
+    next_token: Annotated[
+        str | None, Query(alias="nextToken", description="The nextToken of the previous page")
+    ] = None,
+    username: Annotated[
+        str | None, Query(description="Admins only: list this user's tokens", max_length=256)
+    ] = None,
+) -> Response[dict[str, Any]]:
+    page = token_service().list_tokens(_principal(), limit, next_token, username)
+    return _json(HTTPStatus.OK, _token_list_body(page))
+
+
+@app.get(
+    "/api-tokens/<tokenId>",
+    summary="Get an API token",
+    description="The caller's own token (any token for admins); others' are reported as 404. "
+    "The value is never returned.",
+    responses={**_ok("The token", TokenResponse), **_errors(401, 404, overrides=_TOKEN_ERRORS)},
+)
+def get_token(tokenId: Annotated[str, Path()]) -> Response[dict[str, Any]]:
+    return _json(HTTPStatus.OK, token_body(token_service().get(_principal(), tokenId)))
+
+
+@app.delete(
+    "/api-tokens/<tokenId>",
+    summary="Revoke an API token",
+    description="The caller's own token (any token for admins); others' are reported as 404. The token "
+    "stops working at once on the serve API and within the authorizer cache TTL on this API.",
+    responses={**_ok("The revoked token", TokenResponse), **_errors(401, 404, overrides=_TOKEN_ERRORS)},
+)
+def revoke_token(tokenId: Annotated[str, Path()]) -> Response[dict[str, Any]]:
+    record = token_service().revoke(_principal(), tokenId)
+    metrics.add_metric(name="ApiTokenRevoked", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.OK, token_body(record))
+
+
 # ---- errors ----------------------------------------------------------------------------------------
 def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
     problems = []
@@ -251,17 +365,46 @@ def _unexpected(error: Exception) -> Response[dict[str, Any]]:
 
 
 # ---- entry point -----------------------------------------------------------------------------------
+def _resource(event: dict[str, Any]) -> str:
+    """The route template (API Gateway's ``resource``; derived from ``path`` when absent)."""
+    resource = event.get("resource")
+    if isinstance(resource, str) and resource:
+        return resource
+    segments = str(event.get("path") or "").strip("/").split("/")
+    if segments[0] == TOKENS_RESOURCE.strip("/"):
+        return TOKENS_RESOURCE if len(segments) == 1 else TOKEN_RESOURCE
+    return str(event.get("path") or "")
+
+
+def _non_admin_may_proceed(principal: Principal, method: str, resource: str) -> None:
+    """Forbidden unless a non-admin may send ``method`` to ``resource`` (the logic checks the rest)."""
+    if method in READ_METHODS:
+        return
+    if resource == TOKENS_RESOURCE and method == "POST":
+        check_may_create(principal, token_settings())
+        return
+    if resource == TOKEN_RESOURCE and method == "DELETE":
+        return  # one's own token; others' are 404
+    raise Forbidden("only administrators may change models")
+
+
 def _reject_before_routing(event: dict[str, Any]) -> dict[str, Any] | None:
-    """401/403 before any parsing: callers must be authenticated, and only admins may change things."""
+    """401/403 before any parsing: callers must be authenticated, and only admins may change things
+    (except their own API tokens)."""
     try:
         principal = principal_from_context((event.get("requestContext") or {}).get("authorizer"))
     except Unauthorized:
         status, message = HTTPStatus.UNAUTHORIZED, "Unauthorized"
     else:
         logger.append_keys(username=principal.username, auth_method=principal.method)
-        if principal.is_admin or str(event.get("httpMethod", "")).upper() in READ_METHODS:
+        if principal.is_admin:
             return None
-        status, message = HTTPStatus.FORBIDDEN, "only administrators may change models"
+        try:
+            _non_admin_may_proceed(principal, str(event.get("httpMethod", "")).upper(), _resource(event))
+        except Forbidden as error:
+            status, message = HTTPStatus.FORBIDDEN, str(error)
+        else:
+            return None
     return {
         "statusCode": int(status),
         "headers": {"Content-Type": content_types.APPLICATION_JSON},

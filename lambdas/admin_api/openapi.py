@@ -16,8 +16,9 @@ VERSION = "1.0.0"
 DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "docs" / "admin-openapi.json"
 
 DESCRIPTION = (
-    "Model management for LISA. Every route needs credentials: `Authorization: Bearer <token>` "
-    "(an API token or the management key) or `Api-Key: <token>`. Errors are "
+    "Model and API-token management for LISA. Every route needs credentials: "
+    "`Authorization: Bearer <credential>` (an OIDC JWT from the configured issuer, an API token or the "
+    "management key). Errors are "
     '`{"message": ..., "statusCode": ...}`; schema errors (422) list each field under `errors`.'
 )
 
@@ -30,9 +31,12 @@ def document() -> str:
             version=VERSION,
             description=DESCRIPTION,
             security_schemes={
-                "bearer": HTTPBearer(description="An API token or the management key"),
+                "bearer": HTTPBearer(description="An OIDC JWT, an API token or the management key"),
                 "apiKey": APIKey(
-                    name="Api-Key", in_=APIKeyIn.header, description="Same value as the bearer token"
+                    name="Api-Key",
+                    in_=APIKeyIn.header,
+                    description="Same value as the bearer token (the deployed API Gateway requires the "
+                    "Authorization header: it is the authorizer's cache key)",
                 ),
             },
             security=[{"bearer": []}, {"apiKey": []}],

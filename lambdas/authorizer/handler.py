@@ -3,7 +3,12 @@
 Allows ``execute-api:Invoke`` on every route of the API's stage, so a cached result serves every
 route; the caller travels to the admin API in the context (``username``, ``groups`` as a JSON list,
 ``isAdmin`` "true"/"false", ``authMethod``). Missing or invalid credentials raise
-``Exception("Unauthorized")``, which API Gateway answers with 401. No credential is ever logged.
+``Exception("Unauthorized")``, which API Gateway answers with 401. Credentials: the management key,
+API tokens and OIDC JWTs (``lisa_domain.auth.authenticator_from_env``). No credential is ever logged.
+
+API Gateway caches a result for the stage's authorizer cache TTL (``api.authorizerCacheSeconds``),
+keyed by the ``Authorization`` header: a revoked or expired credential keeps working on the admin
+API for at most that long.
 """
 
 import os
@@ -12,10 +17,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lisa_domain.auth import Authenticator, ManagementKey, bearer_value, principal_to_context
+from lisa_domain.auth import Authenticator, authenticator_from_env, bearer_value, principal_to_context
 from lisa_domain.errors import Unauthorized
 from lisa_domain.settings import settings
-from lisa_domain.tokens import TokenStore
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-authorizer"))
 
@@ -23,17 +27,10 @@ _authenticator: Authenticator | None = None
 
 
 def authenticator() -> Authenticator:
-    """The container's authenticator (built once: it caches the management key's versions)."""
+    """The container's authenticator (built once: it caches the management key and the OIDC keys)."""
     global _authenticator
     if _authenticator is None:
-        config = settings()
-        _authenticator = Authenticator(
-            admin_group=config.admin_group,
-            tokens=TokenStore(config.tokens_table) if config.tokens_table else None,
-            management_key=(
-                ManagementKey(config.management_key_secret_arn) if config.management_key_secret_arn else None
-            ),
-        )
+        _authenticator = authenticator_from_env()
     return _authenticator
 
 

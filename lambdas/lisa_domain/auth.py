@@ -3,13 +3,16 @@
 A caller presents one bearer value (``Authorization: Bearer <v>`` or ``Api-Key: <v>``). It is the
 management key (compared in constant time against the secret's current and previous versions, so
 rotation never locks anyone out), an API token (looked up by its SHA-256 hash; expiry enforced),
-or, once configured, an OIDC JWT. No credential value is ever logged.
+or an OIDC JWT (``lisa_domain.oidc``). ``authenticator_from_env()`` builds the one ``Authenticator``
+a process needs from its environment. No credential value is ever logged.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,10 +53,25 @@ def bearer_value(headers: Mapping[str, str] | None) -> str | None:
     return api_key or None
 
 
+class _NoResponseBodies(logging.Filter):
+    """Drops botocore's DEBUG dump of every response body: for GetSecretValue that is the key itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Response body")
+
+
+def _suppress_botocore_response_bodies() -> None:
+    """Keep the management key out of the logs even when someone turns botocore's DEBUG logging on."""
+    parsers = logging.getLogger("botocore.parsers")
+    if not any(isinstance(existing, _NoResponseBodies) for existing in parsers.filters):
+        parsers.addFilter(_NoResponseBodies())
+
+
 class ManagementKey:
     """The management key's current and previous versions, re-read at most every ``ttl`` seconds."""
 
     def __init__(self, secret_id: str, client: Any = None, ttl: float = 60.0) -> None:
+        _suppress_botocore_response_bodies()
         self._secret_id = secret_id
         self._client = client or boto3.client("secretsmanager")
         self._ttl = ttl
@@ -114,6 +132,63 @@ class Authenticator:
                 groups = tuple(record.groups)
                 return Principal(record.username, groups, self._admin_group in groups, "api-token")
         raise Unauthorized("invalid or expired credentials")
+
+
+# ---- one way to build it (the authorizer and the serve app) -----------------------------------------
+#: Upper bound of one OIDC document fetch: a cold JWKS load makes two requests, and the authorizer
+#: Lambda has 10 seconds in all.
+MAX_OIDC_HTTP_TIMEOUT = 3.0
+
+
+def jwt_verifier_from_env(
+    admin_group: str, environ: Mapping[str, str] | None = None, *, http_timeout: float = MAX_OIDC_HTTP_TIMEOUT
+) -> JwtVerifier | None:
+    """The OIDC verifier configured by ``OIDC_*`` (``None`` when ``OIDC_ISSUER`` is unset).
+
+    A setting that makes no sense raises ``ValueError`` (at start-up, never a silent downgrade).
+    """
+    from lisa_domain.oidc import OidcSettings, OidcVerifier  # oidc imports this module
+
+    if not 0 < http_timeout <= MAX_OIDC_HTTP_TIMEOUT:
+        raise ValueError(f"OIDC http_timeout must be in (0, {MAX_OIDC_HTTP_TIMEOUT}] seconds")
+    oidc = OidcSettings.from_env(environ)
+    if oidc is None:
+        return None
+    return OidcVerifier(oidc, admin_group, http_timeout=http_timeout).verify
+
+
+def authenticator_from_env(
+    environ: Mapping[str, str] | None = None,
+    *,
+    tokens: TokenStore | None = None,
+    dynamodb: Any = None,
+    secretsmanager: Any = None,
+    jwt_verifier: JwtVerifier | None = None,
+    http_timeout: float = MAX_OIDC_HTTP_TIMEOUT,
+) -> Authenticator:
+    """The ``Authenticator`` the environment describes; build it once per process and keep it.
+
+    Reads ``ADMIN_GROUP`` (default ``lisa-admins``), ``TOKENS_TABLE_NAME`` (API tokens; off when
+    unset), ``MANAGEMENT_KEY_SECRET_ARN`` (the management key; off when unset) and ``OIDC_*``
+    (JWTs; off when ``OIDC_ISSUER`` is unset). ``tokens`` replaces the token store built from
+    ``TOKENS_TABLE_NAME`` (the serve app passes its own); ``dynamodb`` / ``secretsmanager`` are the
+    boto3 clients to use (an emulator's, say); ``jwt_verifier`` replaces the OIDC verifier.
+    """
+    env = os.environ if environ is None else environ
+    admin_group = env.get("ADMIN_GROUP", "").strip() or "lisa-admins"
+    if tokens is None and env.get("TOKENS_TABLE_NAME"):
+        tokens = TokenStore(env["TOKENS_TABLE_NAME"], dynamodb)
+    secret_arn = env.get("MANAGEMENT_KEY_SECRET_ARN")
+    return Authenticator(
+        admin_group=admin_group,
+        tokens=tokens,
+        management_key=ManagementKey(secret_arn, secretsmanager) if secret_arn else None,
+        jwt_verifier=(
+            jwt_verifier
+            if jwt_verifier is not None
+            else jwt_verifier_from_env(admin_group, env, http_timeout=http_timeout)
+        ),
+    )
 
 
 # ---- the authorizer context (API Gateway passes it to the admin API as requestContext.authorizer) --

@@ -1,4 +1,9 @@
-"""Data access for API tokens. The value is shown once; only its SHA-256 hash is stored (the key)."""
+"""Data access for API tokens. The value is shown once; only its SHA-256 hash is stored (the key).
+
+Reads by value are key reads (``tokenHash``); reads by ``tokenId`` or ``username`` query the
+``byTokenId`` / ``byUsername`` indexes. The only Scan is :meth:`TokenStore.list_all`, the admin's
+paginated "every token" listing.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,22 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from lisa_domain.dynamo import from_item, to_item
+from lisa_domain.errors import ValidationFailed
+from lisa_domain.pagination import decode_token, encode_token
 
 TOKEN_PREFIX = "lisa_"
+#: The tokens table's indexes (lisa_stacks/data.py, local_mode/resources.py).
+TOKENS_BY_TOKEN_ID = "byTokenId"
+TOKENS_BY_USERNAME = "byUsername"
 
 
 def hash_token(value: str) -> str:
@@ -81,3 +94,92 @@ class TokenStore:
             ConditionExpression="attribute_not_exists(tokenHash)",
         )
         return value, record
+
+    # ---- management (admin API) ----------------------------------------------------------------
+    def get_by_id(self, token_id: str) -> TokenRecord | None:
+        """The token with this id, through the ``byTokenId`` index (a Query, never a Scan)."""
+        response = self._client.query(
+            TableName=self.table_name,
+            IndexName=TOKENS_BY_TOKEN_ID,
+            KeyConditionExpression="tokenId = :id",
+            ExpressionAttributeValues={":id": {"S": token_id}},
+            Limit=2,
+        )
+        items = response.get("Items", [])
+        return TokenRecord.model_validate(from_item(items[0])) if items else None
+
+    def list_for_user(self, username: str, limit: int, next_token: str | None = None) -> TokenPage:
+        """Up to ``limit`` tokens of ``username``, through the ``byUsername`` index (Query)."""
+        return self._page(
+            limit,
+            next_token,
+            frozenset({"tokenHash", "username"}),
+            lambda start: self._client.query(
+                TableName=self.table_name,
+                IndexName=TOKENS_BY_USERNAME,
+                KeyConditionExpression="username = :user",
+                ExpressionAttributeValues={":user": {"S": username}},
+                Limit=limit + 1,
+                **({"ExclusiveStartKey": start} if start else {}),
+            ),
+        )
+
+    def list_all(self, limit: int, next_token: str | None = None) -> TokenPage:
+        """Up to ``limit`` tokens of every user: a paginated Scan (the admin's "list all" only)."""
+        return self._page(
+            limit,
+            next_token,
+            frozenset({"tokenHash"}),
+            lambda start: self._client.scan(
+                TableName=self.table_name,
+                Limit=limit + 1,
+                **({"ExclusiveStartKey": start} if start else {}),
+            ),
+        )
+
+    def delete(self, record: TokenRecord) -> bool:
+        """Delete ``record`` by its hash, only if it is still that token; False when already gone."""
+        try:
+            self._client.delete_item(
+                TableName=self.table_name,
+                Key={"tokenHash": {"S": record.tokenHash}},
+                ConditionExpression="attribute_exists(tokenHash) AND tokenId = :id",
+                ExpressionAttributeValues={":id": {"S": record.tokenId}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _page(
+        limit: int,
+        next_token: str | None,
+        key_names: frozenset[str],
+        fetch: Callable[[dict[str, Any] | None], dict[str, Any]],
+    ) -> TokenPage:
+        """A full page and a ``next_token`` that is absent exactly when nothing follows."""
+        if limit < 1:
+            raise ValidationFailed("limit: must be at least 1")
+        start = decode_token(next_token, key_names)
+        records: list[TokenRecord] = []
+        while True:
+            response = fetch(start)
+            for item in response.get("Items", []):
+                if len(records) == limit:  # one more exists: this page is not the last
+                    last = records[-1]
+                    key = {"tokenHash": {"S": last.tokenHash}}
+                    if "username" in key_names:
+                        key["username"] = {"S": last.username}
+                    return TokenPage(records, encode_token(key))
+                records.append(TokenRecord.model_validate(from_item(item)))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return TokenPage(records, None)
+
+
+@dataclass(frozen=True)
+class TokenPage:
+    tokens: list[TokenRecord]
+    next_token: str | None

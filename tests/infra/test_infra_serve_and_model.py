@@ -37,7 +37,7 @@ def test_serve_container(serve: Template) -> None:
         "LITELLM_LOCAL_MODEL_COST_MAP",
     } <= names
     serve.has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::TargetGroup", {"HealthCheckPath": "/health", "Port": 8080}
+        "AWS::ElasticLoadBalancingV2::TargetGroup", {"HealthCheckPath": "/health/ready", "Port": 8080}
     )
 
 

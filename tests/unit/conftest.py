@@ -13,6 +13,8 @@ import botocore.session
 import pytest
 
 from local_mode.resources import LocalResources
+from tests.support.oidc_issuer import IdentityProvider, KeyPair, rsa_key
+from tests.unit.identity_harness import Harness, make_harness
 
 PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 ROLE_ARN = "arn:aws:iam::123456789012:role/lisa-test-workflows"
@@ -97,3 +99,44 @@ def break_workflow(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
         handler.reset()
 
     return breaker
+
+
+# ---- identity: a real OIDC issuer on 127.0.0.1 and the admin API behind the real authorizer ------
+@pytest.fixture(scope="session")
+def oidc_key() -> KeyPair:
+    return rsa_key("issuer-key-1")
+
+
+@pytest.fixture(scope="session")
+def other_oidc_key() -> KeyPair:
+    return rsa_key("other-issuer-key-1")
+
+
+@pytest.fixture
+def oidc_issuer(oidc_key: KeyPair) -> Iterator[IdentityProvider]:
+    provider = IdentityProvider([oidc_key.jwk()])
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def other_issuer(other_oidc_key: KeyPair) -> Iterator[IdentityProvider]:
+    provider = IdentityProvider([other_oidc_key.jwk()])
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def harness(
+    resources: LocalResources,
+    workflows: Workflows,
+    oidc_issuer: IdentityProvider,
+    oidc_key: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Harness]:
+    yield make_harness(resources, oidc_issuer, oidc_key, monkeypatch)
+    from admin_api import handler as admin_handler
+    from authorizer import handler as authorizer_handler
+
+    authorizer_handler.reset()
+    admin_handler.reset()

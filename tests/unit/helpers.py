@@ -15,6 +15,9 @@ USER_B = Principal("carol", ("team-b",), False, "api-token")
 
 API_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod"
 
+#: First path segment -> (resource template, path parameter) of the admin API's item routes.
+TEMPLATES = {"models": ("/models/{modelId}", "modelId"), "api-tokens": ("/api-tokens/{tokenId}", "tokenId")}
+
 
 class FakeContext(LambdaContext):
     """A Lambda context for calling handlers directly."""
@@ -45,7 +48,10 @@ def rest_event(
 ) -> dict[str, Any]:
     """An API Gateway REST proxy event as it reaches the admin API behind the authorizer."""
     segments = path.strip("/").split("/")
-    resource = "/models/{modelId}" if len(segments) == 2 and segments[0] == "models" else path
+    resource, path_parameters = path, None
+    if len(segments) == 2 and segments[0] in TEMPLATES:
+        resource, parameter = TEMPLATES[segments[0]]
+        path_parameters = {parameter: segments[1]}
     request_context: dict[str, Any] = {
         "requestId": "req-1234",
         "resourcePath": resource,
@@ -65,7 +71,7 @@ def rest_event(
         "multiValueHeaders": {"Content-Type": ["application/json"], "Authorization": ["Bearer redacted"]},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": {key: [value] for key, value in query.items()} if query else None,
-        "pathParameters": {"modelId": segments[1]} if resource == "/models/{modelId}" else None,
+        "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": request_context,
         "body": raw_body,

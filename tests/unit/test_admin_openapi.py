@@ -19,9 +19,13 @@ def test_checked_in_openapi_document_is_current() -> None:
 def test_document_describes_every_route_and_the_security() -> None:
     document = json.loads(openapi.document())
     assert document["info"]["title"] == "LISA admin API"
-    assert set(document["paths"]) == {"/models", "/models/{modelId}"}
+    assert set(document["paths"]) == {"/models", "/models/{modelId}", "/api-tokens", "/api-tokens/{tokenId}"}
     assert set(document["paths"]["/models"]) == {"get", "post"}
     assert set(document["paths"]["/models/{modelId}"]) == {"get", "put", "delete"}
+    assert set(document["paths"]["/api-tokens"]) == {"get", "post"}
+    assert set(document["paths"]["/api-tokens/{tokenId}"]) == {"get", "delete"}
     assert "201" in document["paths"]["/models"]["post"]["responses"]
+    assert "201" in document["paths"]["/api-tokens"]["post"]["responses"]
+    assert "tokenHash" not in json.dumps(document)
     assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKey"}
     assert "apiKeySecretArn" not in json.dumps(document["components"]["schemas"]["ModelRecord"])

@@ -14,62 +14,26 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from lisa_domain.auth import Authenticator, Principal, bearer_value
 from lisa_domain.errors import Unauthorized
 from lisa_domain.oidc import OidcSettings, OidcVerifier, claim_value, parse_groups
+from tests.support.oidc_issuer import REALM_PATH, IdentityProvider, KeyPair, ec_key, rsa_key, sign
 
 ADMIN_GROUP = "lisa-admins"
 CLIENT_ID = "lisa-client"
-REALM_PATH = "/realms/lisa"
 
 # Every token minted by a test, so the autouse log check can look for each of them.
 MINTED: list[str] = []
 
 
 # --------------------------------------------------------------------------------------------- keys
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    kid: str
-    alg: str
-    private: Any
-    public: Any
-
-    def jwk(self, **extra: Any) -> dict[str, Any]:
-        to_jwk = RSAAlgorithm.to_jwk if self.alg.startswith(("RS", "PS")) else ECAlgorithm.to_jwk
-        jwk: dict[str, Any] = dict(to_jwk(self.public, as_dict=True))
-        jwk.update({"kid": self.kid, "use": "sig"}, **extra)
-        return jwk
-
-    def public_pem(self) -> bytes:
-        return bytes(
-            self.public.public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
-
-
-def _rsa(kid: str) -> KeyPair:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return KeyPair(kid, "RS256", private, private.public_key())
-
-
-def _ec(kid: str) -> KeyPair:
-    private = ec.generate_private_key(ec.SECP256R1())
-    return KeyPair(kid, "ES256", private, private.public_key())
 
 
 @dataclass(frozen=True)
@@ -82,66 +46,12 @@ class Keys:
 
 @pytest.fixture(scope="module")
 def keys() -> Keys:
-    return Keys(rsa=_rsa("rsa-1"), ec=_ec("ec-1"), rsa_other=_rsa("rsa-other"), rsa_rotated=_rsa("rsa-2"))
+    return Keys(
+        rsa=rsa_key("rsa-1"), ec=ec_key("ec-1"), rsa_other=rsa_key("rsa-other"), rsa_rotated=rsa_key("rsa-2")
+    )
 
 
 # ------------------------------------------------------------------------------ identity provider
-
-
-class IdentityProvider:
-    """Discovery + JWKS over real HTTP on 127.0.0.1, with request counters and switches."""
-
-    def __init__(self, jwks: list[dict[str, Any]]) -> None:
-        self.jwks = jwks
-        self.counts: Counter[str] = Counter()
-        self.fail_jwks = False
-        self.discovery_issuer: str | None = None  # None: the real issuer
-        self._lock = threading.Lock()
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with provider._lock:
-                    provider.counts[self.path] += 1
-                if self.path == REALM_PATH + "/.well-known/openid-configuration":
-                    issuer = provider.discovery_issuer or provider.issuer
-                    self._json(200, {"issuer": issuer, "jwks_uri": provider.base + REALM_PATH + "/certs"})
-                elif self.path == REALM_PATH + "/certs":
-                    if provider.fail_jwks:
-                        self._json(500, {"error": "boom"})
-                    else:
-                        self._json(200, {"keys": list(provider.jwks)})
-                else:
-                    self._json(404, {"error": "not found"})
-
-            def _json(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.issuer = self.base + REALM_PATH
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
-
-    @property
-    def discovery_fetches(self) -> int:
-        return self.counts[REALM_PATH + "/.well-known/openid-configuration"]
-
-    @property
-    def jwks_fetches(self) -> int:
-        return self.counts[REALM_PATH + "/certs"]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -193,8 +103,7 @@ def mint(
         "groups": ["team-a"],
     }
     payload.update(claims)
-    payload = {name: value for name, value in payload.items() if value is not None}
-    token = jwt.encode(payload, key.private, algorithm=alg or key.alg, headers={"kid": kid or key.kid})
+    token = sign(key, payload, alg=alg, kid=kid)
     MINTED.append(token)
     return token
 
