@@ -30,6 +30,7 @@ from lisa_domain.secrets import ModelSecrets
 from lisa_domain.workflows import Workflow, WorkflowStarter
 from local_mode import sfn_lambda_adapter
 from local_mode.resources import LocalResources
+from tests.support import lisa_payloads as payloads
 from workflow_steps import handler as steps_handler
 
 # moto's CloudFormation skips (with a warning) what it does not emulate: security group egress
@@ -298,58 +299,16 @@ def fail_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, error: Exc
     return lambda: calls["count"]
 
 
+# LISA's examples, with a multi-GPU instance type (the task definition asks for 4 GPUs) and one
+# more container variable for the update tests.
 VLLM_MODEL: dict[str, Any] = {
+    **payloads.VLLM_MODEL,
     "modelId": "mistral-7b",
-    "modelName": "mistralai/Mistral-7B-Instruct-v0.3",
-    "modelType": "textgen",
-    "streaming": True,
     "instanceType": "g5.12xlarge",
-    "inferenceContainer": "vllm",
     "containerConfig": {
-        "image": {"baseImage": "vllm/vllm-openai:v0.9.1", "type": "asset"},
-        "sharedMemorySize": 4096,
+        **payloads.VLLM_MODEL["containerConfig"],
         "environment": {"MAX_MODEL_LEN": "8192", "VLLM_LOGGING_LEVEL": "INFO"},
-        "healthCheckConfig": {
-            "command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"],
-            "interval": 15,
-            "startPeriod": 600,
-            "timeout": 10,
-            "retries": 5,
-        },
-    },
-    "autoScalingConfig": {
-        "minCapacity": 1,
-        "maxCapacity": 3,
-        "cooldown": 300,
-        "defaultInstanceWarmup": 300,
-        "metricConfig": {
-            "albMetricName": "RequestCountPerTarget",
-            "targetValue": 40,
-            "duration": 120,
-            "estimatedInstanceWarmup": 300,
-        },
-    },
-    "loadBalancerConfig": {
-        "healthCheckConfig": {
-            "path": "/health",
-            "interval": 30,
-            "timeout": 10,
-            "healthyThresholdCount": 3,
-            "unhealthyThresholdCount": 5,
-        }
     },
 }
-BEDROCK_MODEL: dict[str, Any] = {
-    "modelId": "claude-haiku",
-    "modelName": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
-    "modelType": "textgen",
-    "streaming": True,
-}
-EXTERNAL_MODEL: dict[str, Any] = {
-    "modelId": "gpt-4o-mini",
-    "modelName": "openai/gpt-4o-mini",
-    "modelType": "textgen",
-    "modelUrl": "https://llm.example.com/v1/",
-    "streaming": True,
-    "apiKey": "sk-test-not-a-real-key",
-}
+BEDROCK_MODEL = payloads.BEDROCK_MODEL
+EXTERNAL_MODEL: dict[str, Any] = {**payloads.EXTERNAL_MODEL, "modelUrl": "https://llm.example.com/v1/"}

@@ -16,65 +16,9 @@ from lisa_domain.errors import Forbidden, NotFound
 from lisa_domain.registry import ModelRegistry, now
 from lisa_domain.schema import CreateModelRequest, ModelRecord, ModelStatus
 from local_mode.resources import LocalResources
+from tests.support.lisa_payloads import API_KEY, BEDROCK_MODEL, EXTERNAL_MODEL, VLLM_MODEL
 from tests.unit.conftest import Workflows
 from tests.unit.helpers import ADMIN, USER_A, USER_B, FakeContext, rest_event
-
-API_KEY = "sk-test-4f2a9c1e7b"
-
-VLLM_MODEL: dict[str, Any] = {
-    "modelId": "mistral-7b-instruct",
-    "modelName": "mistralai/Mistral-7B-Instruct-v0.3",
-    "modelType": "textgen",
-    "streaming": True,
-    "instanceType": "g6.2xlarge",
-    "inferenceContainer": "vllm",
-    "containerConfig": {
-        "image": {"baseImage": "vllm/vllm-openai:v0.9.1", "type": "asset"},
-        "sharedMemorySize": 4096,
-        "environment": {"MAX_MODEL_LEN": "8192"},
-        "healthCheckConfig": {
-            "command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"],
-            "interval": 15,
-            "startPeriod": 600,
-            "timeout": 10,
-            "retries": 5,
-        },
-    },
-    "autoScalingConfig": {
-        "minCapacity": 1,
-        "maxCapacity": 3,
-        "cooldown": 300,
-        "defaultInstanceWarmup": 300,
-        "metricConfig": {
-            "albMetricName": "RequestCountPerTarget",
-            "targetValue": 40,
-            "duration": 120,
-            "estimatedInstanceWarmup": 300,
-        },
-    },
-    "loadBalancerConfig": {
-        "healthCheckConfig": {
-            "path": "/health",
-            "interval": 30,
-            "timeout": 10,
-            "healthyThresholdCount": 3,
-            "unhealthyThresholdCount": 5,
-        }
-    },
-}
-BEDROCK_MODEL: dict[str, Any] = {
-    "modelId": "claude-haiku",
-    "modelName": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
-    "modelType": "textgen",
-    "streaming": True,
-}
-EXTERNAL_MODEL: dict[str, Any] = {
-    "modelId": "gpt-4o-mini",
-    "modelName": "openai/gpt-4o-mini",
-    "modelType": "textgen",
-    "streaming": True,
-    "apiKey": API_KEY,
-}
 
 
 def call(

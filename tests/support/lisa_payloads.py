@@ -1,0 +1,62 @@
+"""The example bodies of LISA-PAYLOADS.md, accepted unchanged by the admin API (shared by the tiers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_KEY = "sk-test-4f2a9c1e7b"
+
+VLLM_MODEL: dict[str, Any] = {
+    "modelId": "mistral-7b-instruct",
+    "modelName": "mistralai/Mistral-7B-Instruct-v0.3",
+    "modelType": "textgen",
+    "streaming": True,
+    "instanceType": "g6.2xlarge",
+    "inferenceContainer": "vllm",
+    "containerConfig": {
+        "image": {"baseImage": "vllm/vllm-openai:v0.9.1", "type": "asset"},
+        "sharedMemorySize": 4096,
+        "environment": {"MAX_MODEL_LEN": "8192"},
+        "healthCheckConfig": {
+            "command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"],
+            "interval": 15,
+            "startPeriod": 600,
+            "timeout": 10,
+            "retries": 5,
+        },
+    },
+    "autoScalingConfig": {
+        "minCapacity": 1,
+        "maxCapacity": 3,
+        "cooldown": 300,
+        "defaultInstanceWarmup": 300,
+        "metricConfig": {
+            "albMetricName": "RequestCountPerTarget",
+            "targetValue": 40,
+            "duration": 120,
+            "estimatedInstanceWarmup": 300,
+        },
+    },
+    "loadBalancerConfig": {
+        "healthCheckConfig": {
+            "path": "/health",
+            "interval": 30,
+            "timeout": 10,
+            "healthyThresholdCount": 3,
+            "unhealthyThresholdCount": 5,
+        }
+    },
+}
+BEDROCK_MODEL: dict[str, Any] = {
+    "modelId": "claude-haiku",
+    "modelName": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+    "modelType": "textgen",
+    "streaming": True,
+}
+EXTERNAL_MODEL: dict[str, Any] = {
+    "modelId": "gpt-4o-mini",
+    "modelName": "openai/gpt-4o-mini",
+    "modelType": "textgen",
+    "streaming": True,
+    "apiKey": API_KEY,
+}
