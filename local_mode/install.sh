@@ -34,12 +34,22 @@ fi
 pip_install() { "$PY" -m pip install --disable-pip-version-check "$@"; }
 
 # pip -v shows the compiler's "[n/m]" steps; print them as one updating progress line.
+# Without a terminal (CI logs), print a new line at every tenth of the build instead.
 show_progress() {
-    local start=$SECONDS line
+    local start=$SECONDS line shown=-1 tenth
     while IFS= read -r line; do
         if [[ "$line" =~ ^\ *\[([0-9]+)/([0-9]+)\]\  ]]; then
-            printf '\r  building llama.cpp: step %s of %s (%ds)\033[K' \
-                "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" $((SECONDS - start))
+            if [[ -t 1 ]]; then
+                printf '\r  building llama.cpp: step %s of %s (%ds)\033[K' \
+                    "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" $((SECONDS - start))
+            else
+                tenth=$((BASH_REMATCH[1] * 10 / BASH_REMATCH[2]))
+                if ((tenth > shown)); then
+                    shown=$tenth
+                    printf '  building llama.cpp: step %s of %s (%ds)\n' \
+                        "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" $((SECONDS - start))
+                fi
+            fi
         elif [[ "$line" =~ ^(Collecting|Building\ wheel\ for|Successfully\ installed|Using\ cached) ]]; then
             printf '\r  %s\033[K\n' "${line:0:100}"
         fi
