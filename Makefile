@@ -31,7 +31,7 @@ install: $(STAMP) ## create .venv and install every pinned dependency, local mod
 lint: install ## ruff check, ruff format --check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy lambdas litellm_container lisa_stacks local_mode app.py tests
+	$(VENV)/bin/mypy lambdas litellm_container lisa_stacks local_mode bench app.py tests
 
 format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

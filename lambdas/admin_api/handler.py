@@ -200,7 +200,10 @@ def _principal() -> Principal:
     summary="Register a model",
     description="Admins only. Stores the model in Creating and starts the create workflow. "
     "An apiKey goes to Secrets Manager; responses never include it.",
-    responses={**_ok("The model, in Creating", ModelResponse, 201), **_errors(401, 403, 409, 422, 502)},
+    responses={
+        **_ok("The model, in Creating", ModelResponse, 201),
+        **_errors(400, 401, 403, 409, 422, 502),
+    },
 )
 def create_model(body: CreateModelRequest) -> Response[dict[str, Any]]:
     record = service().create(_principal(), body)
@@ -350,6 +353,11 @@ def _domain_error(error: LisaError) -> Response[dict[str, Any]]:
     if error.status_code >= 500:
         logger.warning("request failed", extra={"error": type(error).__name__})
     return _error(error.status_code, str(error))
+
+
+@app.exception_handler(UnicodeDecodeError)
+def _undecodable_body(_: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    return _error(HTTPStatus.BAD_REQUEST, "body: not valid UTF-8 (send a JSON document)")
 
 
 @app.not_found

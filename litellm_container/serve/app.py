@@ -8,6 +8,7 @@ snapshot's Router. No request or response body is ever logged. See docs/serve-ap
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -32,6 +33,7 @@ from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
 from serve.errors import ServeError, backend_error, bad_request, model_not_found
 from serve.follower import RegistryFollower, RouterFactory, SecretCache, Snapshot
+from serve.openapi import HEALTH, READY, inference_route, models_route
 
 logger = logging.getLogger("lisa.serve")
 
@@ -115,6 +117,10 @@ def create_app(services: Services) -> FastAPI:
         deadline = time.monotonic() + _STARTUP_WAIT_SECONDS
         while follower.snapshot is None and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        # LiteLLM and its cost map leave ~400,000 long-lived objects; a full collection walks them
+        # all (~150 ms, every request stalls). Freezing them keeps later collections short.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -147,11 +153,11 @@ def create_app(services: Services) -> FastAPI:
         return current
 
     # ---- health --------------------------------------------------------------------------------
-    @app.get("/health")
+    @app.get("/health", **HEALTH)
     async def health() -> Response:
         return _json({"status": "ok"})
 
-    @app.get("/health/ready")
+    @app.get("/health/ready", **READY)
     async def ready() -> Response:
         current = follower.snapshot
         age = time.monotonic() - follower.last_success
@@ -160,7 +166,7 @@ def create_app(services: Services) -> FastAPI:
         return _json({"status": "ready", "registryVersion": current.version, "models": len(current.models)})
 
     # ---- models ----------------------------------------------------------------------------------
-    @app.get(PREFIX + "/models")
+    @app.get(PREFIX + "/models", **models_route(one=False))
     async def list_models(request: Request) -> Response:
         try:
             principal = await auth.principal(request.headers)
@@ -170,7 +176,7 @@ def create_app(services: Services) -> FastAPI:
         except ServeError as error:
             return error.response()
 
-    @app.get(PREFIX + "/models/{model_id:path}")
+    @app.get(PREFIX + "/models/{model_id:path}", **models_route(one=True))
     async def retrieve_model(request: Request, model_id: str) -> Response:
         try:
             principal = await auth.principal(request.headers)
@@ -210,15 +216,15 @@ def create_app(services: Services) -> FastAPI:
         except ServeError as error:
             return error.response()
 
-    @app.post(PREFIX + "/chat/completions")
+    @app.post(PREFIX + "/chat/completions", **inference_route(Endpoint.CHAT))
     async def chat_completions(request: Request) -> Response:
         return await infer(request, Endpoint.CHAT)
 
-    @app.post(PREFIX + "/completions")
+    @app.post(PREFIX + "/completions", **inference_route(Endpoint.COMPLETIONS))
     async def completions(request: Request) -> Response:
         return await infer(request, Endpoint.COMPLETIONS)
 
-    @app.post(PREFIX + "/embeddings")
+    @app.post(PREFIX + "/embeddings", **inference_route(Endpoint.EMBEDDINGS))
     async def embeddings(request: Request) -> Response:
         return await infer(request, Endpoint.EMBEDDINGS)
 

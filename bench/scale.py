@@ -1,0 +1,132 @@
+"""Scale: model listing latency with 1,000 registered models.
+
+    .venv/bin/python -m bench.scale [--models 1000] [--requests 200]
+
+Registers ``--models`` models (all served) in a moto server, then measures
+
+* ``GET /v2/serve/models`` on ``python -m serve`` (management key; target p50 < 10 ms),
+* the admin API's ``GET /models`` (first page, default limit) and a full listing through every
+  page, served by the real Lambda handlers behind local mode's API-Gateway adapter
+  (``local_mode.apigw``), against the same moto server.
+
+Requests are sequential (latency, not throughput), ``--requests`` of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+import httpx
+
+from bench._http import median, percentile
+from bench._procs import ADMIN_GROUP, Process, lisa_registry, log, start_backend, start_moto, start_serve
+
+
+def timed(call: Callable[[], httpx.Response], requests: int) -> tuple[list[float], httpx.Response]:
+    samples = []
+    response = call()
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = call()
+        samples.append(time.perf_counter() - started)
+        response.raise_for_status()
+    return sorted(samples), response
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    processes: list[Process] = []
+    try:
+        moto, moto_url = start_moto()
+        processes.append(moto)
+        backend, backend_url = start_backend()
+        processes.append(backend)
+        lisa = lisa_registry(moto_url, "lisa-scale")
+        log(f"registering {args.models} models")
+        started = time.monotonic()
+        for index in range(args.models):
+            lisa.add_model(f"model-{index:04d}", backend_url)
+        log(f"registered in {time.monotonic() - started:.1f} s")
+        serve, serve_url = start_serve(lisa)
+        processes.append(serve)
+        headers = {"Authorization": f"Bearer {lisa.management_key}"}
+        rows = []
+        with httpx.Client(headers=headers, timeout=30) as client:
+            samples, response = timed(lambda: client.get(serve_url + "/v2/serve/models"), args.requests)
+            assert len(response.json()["data"]) == args.models, "the serve app does not list every model"
+            rows.append(("serve `GET /v2/serve/models`", samples, len(response.content)))
+
+            # The admin API: real handlers behind the API-Gateway adapter, in this process.
+            os.environ.update(
+                {
+                    "AWS_ENDPOINT_URL": moto_url,
+                    "MODELS_TABLE_NAME": lisa.models_table,
+                    "TOKENS_TABLE_NAME": lisa.tokens_table,
+                    "MANAGEMENT_KEY_SECRET_ARN": lisa.management_key_secret_arn,
+                    "ADMIN_GROUP": ADMIN_GROUP,
+                    "MODEL_SECRET_PREFIX": "lisa-scale/models/",
+                    "CREATE_MODEL_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:c",
+                    "UPDATE_MODEL_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:u",
+                    "DELETE_MODEL_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:d",
+                    "POWERTOOLS_TRACE_DISABLED": "true",
+                    "POWERTOOLS_METRICS_DISABLED": "true",
+                    "POWERTOOLS_LOG_LEVEL": "WARNING",
+                }
+            )
+            from admin_api.handler import lambda_handler as admin_handler
+            from authorizer.handler import lambda_handler as authorizer_handler
+            from local_mode.apigw import AdminApiServer, ApiGatewayAdapter
+
+            admin = AdminApiServer(ApiGatewayAdapter(admin_handler, authorizer_handler))
+            admin.start()
+            try:
+                samples, response = timed(
+                    lambda: client.get(admin.url + "/models"), max(20, args.requests // 4)
+                )
+                first_page = len(response.json()["models"])
+                rows.append(
+                    (f"admin `GET /models` (first page, {first_page} models)", samples, len(response.content))
+                )
+
+                def full_listing() -> httpx.Response:
+                    listed, token = 0, None
+                    while True:
+                        params = {"limit": "100", **({"nextToken": token} if token else {})}
+                        page = client.get(admin.url + "/models", params=params)
+                        page.raise_for_status()
+                        body = page.json()
+                        listed += len(body["models"])
+                        token = body.get("nextToken")
+                        if not token:
+                            assert listed == args.models, listed
+                            return page
+
+                samples, response = timed(full_listing, 5)
+                rows.append((f"admin `GET /models`, all {args.models} (pages of 100)", samples, 0))
+            finally:
+                admin.stop()
+        print(f"\nListing with {args.models} registered models ({args.requests} sequential requests), ms\n")
+        print("| request | p50 | p99 | max | response bytes |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, values, size in rows:
+            print(
+                f"| {name} | {median(values) * 1000:.2f} | {percentile(values, 99) * 1000:.2f} "
+                f"| {values[-1] * 1000:.2f} | {size or '-'} |"
+            )
+        serve_p50 = median(rows[0][1])
+        print(
+            f"\nTarget serve list p50 < 10 ms: {'met' if serve_p50 < 0.010 else 'NOT met'} ({serve_p50 * 1000:.2f} ms)"
+        )
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+if __name__ == "__main__":
+    main()

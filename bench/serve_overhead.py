@@ -1,0 +1,245 @@
+"""Serve overhead: the backend directly vs LISA's serve app vs the LiteLLM proxy server.
+
+    .venv/bin/python -m bench.serve_overhead [--rounds 3] [--quick]
+
+In one run, against one stand-in OpenAI-compatible backend (``bench.backend``): the backend
+directly, ``python -m serve`` (LISA, registry in a moto server, authenticated with the management
+key) and the LiteLLM proxy (``litellm[proxy]==1.108.7`` in its own virtual environment, no
+database, master key), each serving the same model. For concurrency 1, 16 and 64, non-streaming
+and streaming chat completions, it prints requests per second, p50 and p99 latency, time to first
+token (streaming: the first server-sent event) and each gateway's added latency over direct.
+
+Rounds are interleaved (every target once per round, per cell) and the table shows the median of
+the rounds, so a burst of noise from other processes hits one round of every target rather than
+every round of one. Every cell is bounded by a request count and a time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from bench._http import Run, load, median, post
+from bench._procs import Process, lisa_registry, log, start_backend, start_moto, start_proxy, start_serve
+
+MODEL = "bench-echo"
+PROMPT = "the quick brown fox jumps over the lazy dog again and again"  # 14 events when streamed
+CONCURRENCY = (1, 16, 64)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    path: str
+    model: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Cell:
+    rps: list[float]
+    p50: list[float]
+    p99: list[float]
+    ttft50: list[float]
+    errors: int = 0
+
+    def add(self, run: Run) -> None:
+        self.rps.append(run.rps)
+        self.p50.append(run.percentile(50))
+        self.p99.append(run.percentile(99))
+        self.ttft50.append(run.percentile(50, first_byte=True))
+        self.errors += len(run.results) - len(run.ok)
+
+
+def _payload(target: Target, stream: bool, index: int) -> dict[str, object]:
+    return {
+        "model": target.model,
+        "messages": [{"role": "user", "content": f"{PROMPT} {index}"}],
+        "stream": stream,
+        "max_tokens": 32,
+    }
+
+
+async def _measure(target: Target, stream: bool, concurrency: int, requests: int, seconds: float) -> Run:
+    parsed = urlparse(target.url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+
+    def make(index: int) -> bytes:
+        return post(target.path, host, port, _payload(target, stream, index), target.headers)
+
+    # Warm-up: open connections, let the server's lazy paths run once.
+    await load(host, port, make, concurrency=concurrency, requests=max(concurrency * 2, 20), max_seconds=10)
+    run = await load(host, port, make, concurrency=concurrency, requests=requests, max_seconds=seconds)
+    bad = [r for r in run.results if r.status != 200]
+    if bad:
+        log(f"{target.name}: {len(bad)} failed request(s), e.g. {bad[0].status} {bad[0].body[:300]!r}")
+    if stream and run.ok and b"data: [DONE]" not in run.ok[0].body:
+        log(f"{target.name}: stream without [DONE]: {run.ok[0].body[-200:]!r}")
+    return run
+
+
+def _fmt(value: float, scale: float = 1000.0, digits: int = 2) -> str:
+    return "n/a" if value != value else f"{value * scale:.{digits}f}"
+
+
+def table(cells: dict[tuple[str, bool, int], Cell], targets: list[str]) -> str:
+    rows = [
+        "| mode | conc. | target | req/s | p50 ms | p99 ms | TTFT p50 ms | added p50 ms | added p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for stream in (False, True):
+        for concurrency in CONCURRENCY:
+            direct = cells.get(("direct", stream, concurrency))
+            for name in targets:
+                cell = cells.get((name, stream, concurrency))
+                if cell is None:
+                    continue
+                p50, p99 = median(cell.p50), median(cell.p99)
+                added50 = added99 = float("nan")
+                if direct is not None and name != "direct":
+                    added50, added99 = p50 - median(direct.p50), p99 - median(direct.p99)
+                rows.append(
+                    f"| {'stream' if stream else 'non-stream'} | {concurrency} | {name} "
+                    f"| {median(cell.rps):.0f} | {_fmt(p50)} | {_fmt(p99)} "
+                    f"| {_fmt(median(cell.ttft50)) if stream else '-'} "
+                    f"| {'-' if name == 'direct' else _fmt(added50)} "
+                    f"| {'-' if name == 'direct' else _fmt(added99)} | {cell.errors} |"
+                )
+    return "\n".join(rows)
+
+
+def verdict(cells: dict[tuple[str, bool, int], Cell]) -> str:
+    def m(name: str, stream: bool, c: int, attr: str) -> float:
+        cell = cells.get((name, stream, c))
+        return median(getattr(cell, attr)) if cell else float("nan")
+
+    lines = []
+    for stream in (False, True):
+        mode = "stream" if stream else "non-stream"
+        added1 = m("lisa", stream, 1, "p50") - m("direct", stream, 1, "p50")
+        lisa99 = m("lisa", stream, 64, "p99") - m("direct", stream, 64, "p99")
+        proxy99 = m("litellm-proxy", stream, 64, "p99") - m("direct", stream, 64, "p99")
+        ratio = m("lisa", stream, 64, "rps") / m("direct", stream, 64, "rps")
+        lines += [
+            f"- {mode}: LISA added p50 at concurrency 1 = {added1 * 1000:.2f} ms (target <= 1 ms): "
+            f"{'met' if added1 <= 0.001 else 'NOT met'}",
+            f"- {mode}: LISA added p99 at concurrency 64 = {lisa99 * 1000:.1f} ms vs the proxy's "
+            f"{proxy99 * 1000:.1f} ms, ratio {lisa99 / proxy99 if proxy99 > 0 else float('nan'):.2f} "
+            f"(target <= 0.20): {'met' if proxy99 > 0 and lisa99 <= proxy99 / 5 else 'NOT met'}",
+            f"- {mode}: LISA throughput at concurrency 64 = {ratio:.2f} x direct (target >= 0.5): "
+            f"{'met' if ratio >= 0.5 else 'NOT met'}",
+        ]
+    return "\n".join(lines)
+
+
+async def run_all(targets: list[Target], args: argparse.Namespace) -> dict[tuple[str, bool, int], Cell]:
+    cells: dict[tuple[str, bool, int], Cell] = {}
+    modes = [False, True] if not args.stream_only else [True]
+    if args.nonstream_only:
+        modes = [False]
+    for round_index in range(args.rounds):
+        for stream in modes:
+            for concurrency in args.concurrency:
+                requests = args.requests_c1 if concurrency == 1 else args.requests
+                order = targets if round_index % 2 == 0 else list(reversed(targets))
+                for target in order:
+                    run = await _measure(target, stream, concurrency, requests, args.seconds)
+                    cell = cells.setdefault((target.name, stream, concurrency), Cell([], [], [], []))
+                    cell.add(run)
+                    log(
+                        f"round {round_index + 1}/{args.rounds} {'stream' if stream else 'plain'} "
+                        f"c={concurrency} {target.name}: {run.rps:.0f} req/s p50 "
+                        f"{_fmt(run.percentile(50))} ms p99 {_fmt(run.percentile(99))} ms"
+                    )
+    return cells
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.serve_overhead", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=3000, help="per cell at concurrency 16 and 64")
+    parser.add_argument("--requests-c1", type=int, default=600, help="per cell at concurrency 1")
+    parser.add_argument("--seconds", type=float, default=12.0, help="time limit per cell")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    parser.add_argument("--no-proxy", action="store_true", help="skip the LiteLLM proxy")
+    parser.add_argument("--targets", nargs="+", default=None, help="subset of direct, lisa, litellm-proxy")
+    parser.add_argument("--stream-only", action="store_true")
+    parser.add_argument("--nonstream-only", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="1 round, fewer requests")
+    parser.add_argument("--json", help="also write the raw medians here")
+    parser.add_argument("--serve-env", nargs="*", default=[], help="extra NAME=VALUE for the serve app")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.requests, args.requests_c1, args.seconds = 1, 1000, 200, 6.0
+
+    processes: list[Process] = []
+    try:
+        moto, moto_url = start_moto()
+        processes.append(moto)
+        backend, backend_url = start_backend()
+        processes.append(backend)
+        lisa = lisa_registry(moto_url)
+        lisa.add_model(MODEL, backend_url)
+        wanted = args.targets or ["direct", "lisa", "litellm-proxy"]
+        if args.no_proxy and "litellm-proxy" in wanted:
+            wanted.remove("litellm-proxy")
+        targets = [Target("direct", backend_url.removesuffix("/v1"), "/v1/chat/completions", "echo", {})]
+        if "lisa" in wanted:
+            extra = dict(item.split("=", 1) for item in args.serve_env)
+            serve, serve_url = start_serve(lisa, **extra)
+            processes.append(serve)
+            key = {"Authorization": f"Bearer {lisa.management_key}"}
+            targets.append(Target("lisa", serve_url, "/v2/serve/chat/completions", MODEL, key))
+        if "litellm-proxy" in wanted:
+            master = "sk-" + secrets.token_hex(16)
+            log("starting the LiteLLM proxy")
+            proxy, proxy_url = start_proxy({MODEL: "echo"}, backend_url, master)
+            processes.append(proxy)
+            targets.append(
+                Target(
+                    "litellm-proxy",
+                    proxy_url,
+                    "/v1/chat/completions",
+                    MODEL,
+                    {"Authorization": f"Bearer {master}"},
+                )
+            )
+        targets = [t for t in targets if t.name in wanted]
+        log(f"targets: {', '.join(t.name + ' ' + t.url for t in targets)}; load {os.getloadavg()}")
+        cells = asyncio.run(run_all(targets, args))
+        names = [t.name for t in targets]
+        print(f"\nServe overhead (median of {args.rounds} round(s); times in ms)\n")
+        print(table(cells, names))
+        if {"direct", "lisa", "litellm-proxy"} <= set(names):
+            print("\nTargets:\n" + verdict(cells))
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(
+                    {
+                        f"{name}|{'stream' if stream else 'plain'}|{c}": {
+                            "rps": median(cell.rps),
+                            "p50": median(cell.p50),
+                            "p99": median(cell.p99),
+                            "ttft50": median(cell.ttft50),
+                            "errors": cell.errors,
+                        }
+                        for (name, stream, c), cell in cells.items()
+                    },
+                    handle,
+                    indent=1,
+                )
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+if __name__ == "__main__":
+    main()
