@@ -3,6 +3,10 @@
 ``python -m serve [--host HOST] [--port PORT]``; defaults from ``LISA_SERVE_HOST`` and
 ``LISA_SERVE_PORT``. Port 0 picks a free port. Once the socket is bound it prints
 ``LISA serve listening on http://HOST:PORT`` (flushed) on standard output.
+
+``LISA_SERVE_WORKERS`` worker processes (default 1; 0 = one per available CPU) share the socket;
+each runs the whole app, its own registry follower included. With more than one, this process only
+supervises them (uvicorn's ``Multiprocess``: restarts a worker that dies, forwards SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import socket
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 
-from serve.app import app_from_env
 from serve.config import ServeConfig
 
 
@@ -46,21 +50,36 @@ def _http() -> str:
     return "httptools"
 
 
+def _configure_logging(config: ServeConfig) -> None:
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def worker_app() -> FastAPI:
+    """The app in a worker process (uvicorn's app factory when there are several workers)."""
+    from serve.app import app_from_env
+
+    _configure_logging(ServeConfig.from_env())
+    return app_from_env()
+
+
 def main(argv: list[str] | None = None) -> None:
     config = ServeConfig.from_env()
     parser = argparse.ArgumentParser(prog="python -m serve", description="LISA's OpenAI-compatible serve API")
     parser.add_argument("--host", default=config.host, help="address to listen on (LISA_SERVE_HOST)")
     parser.add_argument("--port", type=int, default=config.port, help="port, 0 for any (LISA_SERVE_PORT)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(config)
+    workers = config.worker_count()
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     uvicorn_config = uvicorn.Config(
-        app_from_env(),
+        "serve.__main__:worker_app" if workers > 1 else worker_app(),
+        factory=workers > 1,
+        workers=workers,
         loop=_event_loop(),
         http=_http(),
         lifespan="on",
@@ -71,9 +90,13 @@ def main(argv: list[str] | None = None) -> None:
         timeout_graceful_shutdown=int(config.graceful_shutdown_seconds),
         server_header=False,
     )
-    server = uvicorn.Server(uvicorn_config)
     print(f"LISA serve listening on http://{host}:{port}", flush=True)
-    server.run(sockets=[sock])
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(uvicorn_config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(uvicorn_config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,34 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _cgroup_cpu_limit() -> int | None:
+    """The cgroup CPU quota in whole CPUs (rounded up), v2 or v1; None when there is none."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as handle:
+            quota, period = handle.read().split()[:2]
+        return None if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as handle:
+            quota_us = int(handle.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as handle:
+            period_us = int(handle.read())
+        return None if quota_us <= 0 else math.ceil(quota_us / period_us)
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (ECS task CPU)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        count = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    return max(1, min(count, limit) if limit else count)
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     models_table: str
@@ -64,6 +93,13 @@ class ServeConfig:
     log_level: str = "info"
     keep_alive_seconds: float = 75.0
     graceful_shutdown_seconds: float = 25.0
+    #: uvicorn worker processes sharing the socket (0 = one per available CPU, see ``worker_count``).
+    #: Each follows the registry on its own, so for up to one poll after a change they may disagree.
+    workers: int = 1
+
+    def worker_count(self) -> int:
+        """``workers``, or when 0 the CPUs this process may use (affinity and cgroup quota)."""
+        return self.workers if self.workers > 0 else available_cpus()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
@@ -85,4 +121,5 @@ class ServeConfig:
             log_level=(env.get("LISA_SERVE_LOG_LEVEL", "").strip() or "info").lower(),
             keep_alive_seconds=_number(env, "LISA_SERVE_KEEP_ALIVE_SECONDS", 75.0, 1),
             graceful_shutdown_seconds=_number(env, "LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS", 25.0, 0),
+            workers=int(_number(env, "LISA_SERVE_WORKERS", 1, 0)),
         )

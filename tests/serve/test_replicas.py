@@ -301,3 +301,55 @@ def test_two_replicas_follow_the_registry_within_a_second(
     assert max(times.values()) < PROPAGATION_LIMIT, times
     for server in servers:
         assert server.process.poll() is None
+
+
+def _children(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children |= {int(child) for child in (task / "children").read_text().split()}
+    return children
+
+
+def test_several_workers_serve_and_stop_together(
+    moto_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``LISA_SERVE_WORKERS=2``: one supervisor, two app processes; SIGTERM stops all three."""
+    resources = create_resources("lisa-workers", endpoint_url=moto_url)
+    app_dir, command, _ = layout_app(tmp_path_factory.mktemp("image"))
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "LISA_SERVE_PORT")}
+    env.update(
+        AWS_ENDPOINT_URL=moto_url,
+        MODELS_TABLE_NAME=resources.models_table,
+        TOKENS_TABLE_NAME=resources.tokens_table,
+        MANAGEMENT_KEY_SECRET_ARN=resources.management_key_secret_arn,
+        ADMIN_GROUP=ADMIN_GROUP,
+        LISA_SERVE_HOST="127.0.0.1",
+        LISA_SERVE_PORT="0",
+        LISA_SERVE_WORKERS="2",
+    )
+    replica = Replica(command, app_dir, env, tmp_path_factory.mktemp("logs") / "workers.log")
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(replica.process.pid)) < 2:
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.1)
+        client = openai.OpenAI(base_url=replica.url + "/v2/serve", api_key=resources.management_key)
+        for _ in range(6):  # requests spread over both workers; each answers from the registry
+            assert client.models.list().data == []
+    finally:
+        replica.stop()
+    assert replica.process.returncode is not None
+    # multiprocessing's resource tracker (also a child) exits a moment after its parent.
+    deadline = time.monotonic() + 10
+    while left := [pid for pid in workers if _running(pid)]:
+        assert time.monotonic() < deadline, f"children outlived the supervisor: {left}"
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
