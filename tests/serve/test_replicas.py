@@ -28,7 +28,7 @@ import pytest
 from lisa_domain.registry import ModelRegistry, now
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
 from lisa_domain.tokens import TokenStore
-from local_mode.resources import create_resources
+from local_mode.resources import LocalResources, create_resources
 from tests.conftest import ADMIN_GROUP
 from tests.support.fake_backend import SLOW_CHUNKS, FakeBackend
 
@@ -84,6 +84,22 @@ def layout_app(target: Path) -> tuple[Path, list[str], list[str]]:
     return target / workdir.lstrip("/"), python, health
 
 
+def replica_env(moto_url: str, resources: LocalResources, **extra: str) -> dict[str, str]:
+    """The container's environment for a replica on 127.0.0.1 (any port) following moto's registry."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "LISA_SERVE_PORT")}
+    env.update(
+        AWS_ENDPOINT_URL=moto_url,
+        MODELS_TABLE_NAME=resources.models_table,
+        TOKENS_TABLE_NAME=resources.tokens_table,
+        MANAGEMENT_KEY_SECRET_ARN=resources.management_key_secret_arn,
+        ADMIN_GROUP=ADMIN_GROUP,
+        LISA_SERVE_HOST="127.0.0.1",
+        LISA_SERVE_PORT="0",
+        **extra,
+    )
+    return env
+
+
 class Replica:
     def __init__(self, command: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
         self._log = log.open("w")
@@ -137,17 +153,8 @@ def replicas(
         "user": tokens.create(username="user", groups=["team-a"])[0],
     }
     app_dir, command, health = layout_app(tmp_path_factory.mktemp("image"))
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "LISA_SERVE_PORT")}
-    env.update(
-        AWS_ENDPOINT_URL=moto_url,
-        MODELS_TABLE_NAME=resources.models_table,
-        TOKENS_TABLE_NAME=resources.tokens_table,
-        MANAGEMENT_KEY_SECRET_ARN=resources.management_key_secret_arn,
-        ADMIN_GROUP=ADMIN_GROUP,
-        LISA_SERVE_HOST="127.0.0.1",
-        LISA_SERVE_PORT="0",
-        LISA_SERVE_BACKEND_TIMEOUT_SECONDS="10",
-        LISA_SERVE_ACCESS_LOG="false",
+    env = replica_env(
+        moto_url, resources, LISA_SERVE_BACKEND_TIMEOUT_SECONDS="10", LISA_SERVE_ACCESS_LOG="false"
     )
     logs = tmp_path_factory.mktemp("logs")
     started: list[Replica] = []
@@ -316,17 +323,7 @@ def test_several_workers_serve_and_stop_together(
     """``LISA_SERVE_WORKERS=2``: one supervisor, two app processes; SIGTERM stops all three."""
     resources = create_resources("lisa-workers", endpoint_url=moto_url)
     app_dir, command, _ = layout_app(tmp_path_factory.mktemp("image"))
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "LISA_SERVE_PORT")}
-    env.update(
-        AWS_ENDPOINT_URL=moto_url,
-        MODELS_TABLE_NAME=resources.models_table,
-        TOKENS_TABLE_NAME=resources.tokens_table,
-        MANAGEMENT_KEY_SECRET_ARN=resources.management_key_secret_arn,
-        ADMIN_GROUP=ADMIN_GROUP,
-        LISA_SERVE_HOST="127.0.0.1",
-        LISA_SERVE_PORT="0",
-        LISA_SERVE_WORKERS="2",
-    )
+    env = replica_env(moto_url, resources, LISA_SERVE_WORKERS="2")
     replica = Replica(command, app_dir, env, tmp_path_factory.mktemp("logs") / "workers.log")
     workers: set[int] = set()
     try:
