@@ -3,6 +3,7 @@ the stand-in model backend, LISA serve replicas and the LiteLLM proxy server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -11,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -132,12 +133,23 @@ class Process:
         self._log.close()
 
 
+@contextlib.contextmanager
+def _stopped_on_error(process: Process) -> Iterator[None]:
+    """Stops ``process`` if the block raises: a start that fails or is interrupted (Ctrl-C) leaves nothing."""
+    try:
+        yield
+    except BaseException:
+        process.stop()
+        raise
+
+
 # ---- the AWS emulator -------------------------------------------------------------------------------
 def start_moto() -> tuple[Process, str]:
     port = free_port()
     process = Process("moto", [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/moto-api/", 30)
+    with _stopped_on_error(process):
+        wait_http(url + "/moto-api/", 30)
     return process, url
 
 
@@ -147,7 +159,8 @@ def start_backend(port: int | None = None) -> tuple[Process, str]:
     port = port or free_port()
     process = Process("backend", [PYTHON, "-m", "bench.backend", "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/v1/models", 30)
+    with _stopped_on_error(process):
+        wait_http(url + "/v1/models", 30)
     return process, url + "/v1"
 
 
@@ -232,8 +245,9 @@ def start_serve(lisa: Lisa, *, name: str = "serve", **extra_env: str) -> tuple[P
         env=lisa.serve_env(**extra_env),
         capture_stdout=True,
     )
-    url = process.wait_line(r"listening on (http://\S+)", 120).group(1)
-    wait_http(url + "/health/ready", 60)
+    with _stopped_on_error(process):
+        url = process.wait_line(r"listening on (http://\S+)", 120).group(1)
+        wait_http(url + "/health/ready", 60)
     return process, url
 
 
@@ -305,8 +319,37 @@ def start_proxy(models: Mapping[str, str], backend_url: str, master_key: str) ->
         env={"DISABLE_SCHEMA_UPDATE": "true", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"},
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/health/liveliness", 180)
-    except TimeoutError:
-        raise RuntimeError(f"the LiteLLM proxy did not start: {process.tail()}") from None
+    with _stopped_on_error(process):
+        try:
+            wait_http(url + "/health/liveliness", 180)
+        except TimeoutError:
+            raise RuntimeError(f"the LiteLLM proxy did not start: {process.tail()}") from None
     return process, url
+
+
+# ---- a benchmark's processes ------------------------------------------------------------------
+class Processes(contextlib.ExitStack):
+    """The processes a benchmark starts, stopped in reverse order when the ``with`` block ends.
+
+        with Processes() as processes:
+            lisa, backend_url = processes.registry_with_backend("lisa-example")
+            serve_url = processes.add(start_serve(lisa))
+
+    Every recorded process is stopped, also after an error or Ctrl-C (and if stopping one fails).
+    """
+
+    def add(self, started: tuple[Process, str]) -> str:
+        """Records a ``start_*`` result's process; returns its URL."""
+        process, url = started
+        self.add_process(process)
+        return url
+
+    def add_process(self, process: Process) -> Process:
+        self.callback(process.stop)
+        return process
+
+    def registry_with_backend(self, prefix: str = "lisa-bench") -> tuple[Lisa, str]:
+        """Starts moto and the stand-in backend; returns LISA's registry (``prefix``) and the backend's URL."""
+        moto_url = self.add(start_moto())
+        backend_url = self.add(start_backend())
+        return lisa_registry(moto_url, prefix), backend_url

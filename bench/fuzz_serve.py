@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from bench._procs import Process, lisa_registry, log, start_backend, start_moto, start_serve
+from bench._procs import Processes, log, start_serve
 
 
 def main() -> None:
@@ -24,18 +24,13 @@ def main() -> None:
     parser.add_argument("--cases-per-operation", type=int, default=80, help="per operation and mode")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    processes: list[Process] = []
-    try:
-        moto, moto_url = start_moto()
-        processes.append(moto)
-        backend, backend_url = start_backend()
-        processes.append(backend)
-        lisa = lisa_registry(moto_url, "lisa-fuzz")
+    with Processes() as processes:
+        lisa, backend_url = processes.registry_with_backend("lisa-fuzz")
         lisa.add_model("fuzz-chat", backend_url)
         lisa.add_model("fuzz-embed", backend_url, "embedder", model_type="embedding")
         lisa.add_model("fuzz-broken", backend_url, "fail500")
         serve, serve_url = start_serve(lisa, LISA_SERVE_BACKEND_TIMEOUT_SECONDS="5")
-        processes.append(serve)
+        processes.add_process(serve)
 
         os.environ.setdefault("MODELS_TABLE_NAME", lisa.models_table)
         from serve.app import build_services, create_app
@@ -60,9 +55,6 @@ def main() -> None:
         if serve.popen.poll() is not None:
             print("the serve process died")
         sys.exit(1 if report.failures else 0)
-    finally:
-        for process in reversed(processes):
-            process.stop()
 
 
 if __name__ == "__main__":

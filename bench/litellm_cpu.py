@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._procs import Process, log, start_backend
+from bench._procs import Processes, log, start_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "the quick brown fox jumps over the lazy dog again and again"
@@ -93,17 +93,12 @@ def main(argv: list[str] | None = None) -> None:
         run: Any = uvloop.run
     except ImportError:  # pragma: no cover
         run = asyncio.run
-    processes: list[Process] = []
-    try:
-        backend, url = start_backend()
-        processes.append(backend)
+    with Processes() as processes:
+        url = processes.add(start_backend())
         rows = run(_all(Router, url, args))
         print("| provider | mode | CPU ms/call (best, median) | wall ms/call (median) |")
         print("| --- | --- | --- | --- |")
         print("\n".join(rows))
-    finally:
-        for process in reversed(processes):
-            process.stop()
 
 
 if __name__ == "__main__":

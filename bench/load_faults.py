@@ -29,7 +29,7 @@ from collections import Counter
 from urllib.parse import urlparse
 
 from bench._http import Result, load, percentile, post
-from bench._procs import Lisa, Process, free_port, lisa_registry, log, start_backend, start_moto, start_serve
+from bench._procs import Lisa, Process, Processes, free_port, log, start_backend, start_serve
 
 MODELS = ("lf-a", "lf-b", "lf-toggle")
 
@@ -65,7 +65,9 @@ def classify(result: Result, stream: bool) -> str:
 
 
 class Controller(threading.Thread):
-    def __init__(self, lisa: Lisa, backend_a: str, backend_b: Process, port_b: int, total: int) -> None:
+    def __init__(
+        self, lisa: Lisa, backend_a: str, backend_b: Process, port_b: int, total: int, processes: Processes
+    ) -> None:
         super().__init__(daemon=True)
         self.lisa, self.backend_a, self.backend_b, self.port_b, self.total = (
             lisa,
@@ -77,7 +79,13 @@ class Controller(threading.Thread):
         self.done = 0
         self.events: list[tuple[float, str]] = []
         self.stop = threading.Event()
-        self.processes: list[Process] = []
+        self.processes = processes  # where the restarted backend B is recorded
+
+    def halt(self) -> None:
+        """Stops the thread, waiting (bounded) for a backend start in progress so it is recorded."""
+        self.stop.set()
+        if self.is_alive():
+            self.join(timeout=60)
 
     def _at(self, fraction: float) -> bool:
         while self.done < self.total * fraction:
@@ -114,8 +122,7 @@ class Controller(threading.Thread):
         note("backend B killed")
         if not self._at(0.70):
             return
-        process, _ = start_backend(self.port_b)
-        self.processes.append(process)
+        self.processes.add(start_backend(self.port_b))
         note("backend B restarted")
 
 
@@ -125,22 +132,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-seconds", type=float, default=240.0)
     args = parser.parse_args()
-    processes: list[Process] = []
-    controller: Controller | None = None
-    try:
-        moto, moto_url = start_moto()
-        processes.append(moto)
-        backend_a, url_a = start_backend()
-        processes.append(backend_a)
+    with Processes() as processes:
+        lisa, url_a = processes.registry_with_backend("lisa-faults")
         port_b = free_port()
         backend_b, url_b = start_backend(port_b)
-        processes.append(backend_b)
-        lisa = lisa_registry(moto_url, "lisa-faults")
+        processes.add_process(backend_b)
         lisa.add_model("lf-a", url_a)
         lisa.add_model("lf-b", url_b)
         lisa.add_model("lf-toggle", url_a)
         serve, serve_url = start_serve(lisa, LISA_SERVE_BACKEND_TIMEOUT_SECONDS="10")
-        processes.append(serve)
+        processes.add_process(serve)
         parsed = urlparse(serve_url)
         host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
         headers = {"Authorization": f"Bearer {lisa.management_key}"}
@@ -155,13 +156,13 @@ def main() -> None:
 
         outcomes: Counter[str] = Counter()
         by_model: dict[str, Counter[str]] = {model: Counter() for model in MODELS}
-        controller = Controller(lisa, url_a, backend_b, port_b, args.requests)
+        controller = Controller(lisa, url_a, backend_b, port_b, args.requests, processes)
+        processes.callback(controller.halt)  # on the way out, before the processes are stopped
 
         def on_result(index: int, result: Result) -> None:
             outcome = classify(result, index % 5 == 0)
             outcomes[outcome] += 1
             by_model[MODELS[index % 3]][outcome] += 1
-            assert controller is not None
             controller.done += 1
 
         controller.start()
@@ -180,7 +181,6 @@ def main() -> None:
         elapsed = time.monotonic() - started
         controller.stop.set()
         controller.join(timeout=60)
-        processes.extend(controller.processes)
 
         # Afterwards: every model answers normally.
         def after(index: int) -> bytes:
@@ -209,12 +209,6 @@ def main() -> None:
         print(f"serve process alive: {serve.popen.poll() is None}")
         ok = failures == 0 and healthy == len(check.results) == 60 and len(run.results) == args.requests
         print(f"\nResult: {'PASS' if ok else 'FAIL'} ({failures} failed request(s))")
-    finally:
-        if controller is not None:
-            controller.stop.set()
-            processes.extend(p for p in controller.processes if p not in processes)
-        for process in reversed(processes):
-            process.stop()
 
 
 if __name__ == "__main__":

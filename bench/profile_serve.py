@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bench._http import load, post
-from bench._procs import Process, lisa_registry, log, start_backend, start_moto, start_serve
+from bench._procs import Processes, log, start_serve
 
 MODEL = "bench-echo"
 
@@ -57,16 +57,11 @@ def main() -> None:
     parser.add_argument("--serve-env", nargs="*", default=[])
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    processes: list[Process] = []
-    try:
-        moto, moto_url = start_moto()
-        processes.append(moto)
-        backend, backend_url = start_backend()
-        processes.append(backend)
-        lisa = lisa_registry(moto_url)
+    with Processes() as processes:
+        lisa, backend_url = processes.registry_with_backend()
         lisa.add_model(MODEL, backend_url)
         serve, serve_url = start_serve(lisa, **dict(item.split("=", 1) for item in args.serve_env))
-        processes.append(serve)
+        processes.add_process(serve)
         parsed = urlparse(serve_url)
         host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
         headers = {"Authorization": f"Bearer {lisa.management_key}"}
@@ -107,9 +102,6 @@ def main() -> None:
             f"{run.rps:.0f} req/s, p50 {run.percentile(50) * 1000:.2f} ms, errors {len(run.results) - len(run.ok)}"
         )
         print(top(Path(args.out), args.top))
-    finally:
-        for process in reversed(processes):
-            process.stop()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import time
 import httpx
 
 from bench._http import median, percentile
-from bench._procs import Lisa, Process, lisa_registry, log, start_backend, start_moto, start_serve
+from bench._procs import Lisa, Processes, log, start_serve
 
 MODEL = "prop-model"
 LIMIT = 5.0
@@ -67,19 +67,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.propagation", description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50)
     args = parser.parse_args()
-    processes: list[Process] = []
-    try:
-        moto, moto_url = start_moto()
-        processes.append(moto)
-        backend, backend_url = start_backend()
-        processes.append(backend)
-        lisa = lisa_registry(moto_url, "lisa-prop")
+    with Processes() as processes:
+        lisa, backend_url = processes.registry_with_backend("lisa-prop")
         lisa.add_model(MODEL, backend_url)
         urls = []
         for index in range(2):
-            process, url = start_serve(lisa, name=f"serve-{index}")
-            processes.append(process)
-            urls.append(url)
+            urls.append(processes.add(start_serve(lisa, name=f"serve-{index}")))
         log(f"replicas {urls}; {args.changes} changes")
         times = asyncio.run(measure(args.changes, lisa, backend_url, urls))
         print(f"\nRegistry propagation over {args.changes} changes (stop/start alternating), ms\n")
@@ -100,9 +93,6 @@ def main() -> None:
         print(
             f"\nTarget p99 <= 1000 ms on both replicas: {'met' if p99 <= 1.0 else 'NOT met'} ({p99 * 1000:.0f} ms)"
         )
-    finally:
-        for process in reversed(processes):
-            process.stop()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import httpx
 
 from bench._http import median, percentile
-from bench._procs import ADMIN_GROUP, Process, lisa_registry, log, start_backend, start_moto, start_serve
+from bench._procs import ADMIN_GROUP, Processes, log, start_serve
 
 
 def timed(call: Callable[[], httpx.Response], requests: int) -> tuple[list[float], httpx.Response]:
@@ -41,20 +41,14 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
-    processes: list[Process] = []
-    try:
-        moto, moto_url = start_moto()
-        processes.append(moto)
-        backend, backend_url = start_backend()
-        processes.append(backend)
-        lisa = lisa_registry(moto_url, "lisa-scale")
+    with Processes() as processes:
+        lisa, backend_url = processes.registry_with_backend("lisa-scale")
         log(f"registering {args.models} models")
         started = time.monotonic()
         for index in range(args.models):
             lisa.add_model(f"model-{index:04d}", backend_url)
         log(f"registered in {time.monotonic() - started:.1f} s")
-        serve, serve_url = start_serve(lisa)
-        processes.append(serve)
+        serve_url = processes.add(start_serve(lisa))
         headers = {"Authorization": f"Bearer {lisa.management_key}"}
         rows = []
         with httpx.Client(headers=headers, timeout=30) as client:
@@ -65,7 +59,7 @@ def main() -> None:
             # The admin API: real handlers behind the API-Gateway adapter, in this process.
             os.environ.update(
                 {
-                    "AWS_ENDPOINT_URL": moto_url,
+                    "AWS_ENDPOINT_URL": lisa.moto_url,
                     "MODELS_TABLE_NAME": lisa.models_table,
                     "TOKENS_TABLE_NAME": lisa.tokens_table,
                     "MANAGEMENT_KEY_SECRET_ARN": lisa.management_key_secret_arn,
@@ -123,9 +117,6 @@ def main() -> None:
         print(
             f"\nTarget serve list p50 < 10 ms: {'met' if serve_p50 < 0.010 else 'NOT met'} ({serve_p50 * 1000:.2f} ms)"
         )
-    finally:
-        for process in reversed(processes):
-            process.stop()
 
 
 if __name__ == "__main__":

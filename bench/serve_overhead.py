@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from bench._http import Run, load, median, post
-from bench._procs import Process, lisa_registry, log, start_backend, start_moto, start_proxy, start_serve
+from bench._procs import Processes, log, start_proxy, start_serve
 
 MODEL = "bench-echo"
 PROMPT = "the quick brown fox jumps over the lazy dog again and again"  # 14 events when streamed
@@ -180,13 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.rounds, args.requests, args.requests_c1, args.seconds = 1, 1000, 200, 6.0
 
-    processes: list[Process] = []
-    try:
-        moto, moto_url = start_moto()
-        processes.append(moto)
-        backend, backend_url = start_backend()
-        processes.append(backend)
-        lisa = lisa_registry(moto_url)
+    with Processes() as processes:
+        lisa, backend_url = processes.registry_with_backend()
         lisa.add_model(MODEL, backend_url)
         wanted = args.targets or ["direct", "lisa", "litellm-proxy"]
         if args.no_proxy and "litellm-proxy" in wanted:
@@ -194,15 +189,13 @@ def main(argv: list[str] | None = None) -> None:
         targets = [Target("direct", backend_url.removesuffix("/v1"), "/v1/chat/completions", "echo", {})]
         if "lisa" in wanted:
             extra = dict(item.split("=", 1) for item in args.serve_env)
-            serve, serve_url = start_serve(lisa, **extra)
-            processes.append(serve)
+            serve_url = processes.add(start_serve(lisa, **extra))
             key = {"Authorization": f"Bearer {lisa.management_key}"}
             targets.append(Target("lisa", serve_url, "/v2/serve/chat/completions", MODEL, key))
         if "litellm-proxy" in wanted:
             master = "sk-" + secrets.token_hex(16)
             log("starting the LiteLLM proxy")
-            proxy, proxy_url = start_proxy({MODEL: "echo"}, backend_url, master)
-            processes.append(proxy)
+            proxy_url = processes.add(start_proxy({MODEL: "echo"}, backend_url, master))
             targets.append(
                 Target(
                     "litellm-proxy",
@@ -236,9 +229,6 @@ def main(argv: list[str] | None = None) -> None:
                     handle,
                     indent=1,
                 )
-    finally:
-        for process in reversed(processes):
-            process.stop()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import subprocess
 import time
 
 from bench._http import median
-from bench._procs import PYTHON, ROOT, Process, lisa_registry, log, start_backend, start_moto, wait_http
+from bench._procs import PYTHON, ROOT, Process, Processes, log, wait_http
 
 ADMIN_ENV = {
     "PYTHONPATH": str(ROOT / "lambdas"),
@@ -44,10 +44,8 @@ def import_seconds(statement: str, env: dict[str, str]) -> float:
 
 
 def serve_start_seconds(repeat: int) -> list[float]:
-    moto, moto_url = start_moto()
-    backend, backend_url = start_backend()
-    try:
-        lisa = lisa_registry(moto_url, "lisa-startup")
+    with Processes() as processes:
+        lisa, backend_url = processes.registry_with_backend("lisa-startup")
         lisa.add_model("startup-model", backend_url)
         samples = []
         for index in range(repeat):
@@ -64,9 +62,6 @@ def serve_start_seconds(repeat: int) -> list[float]:
             finally:
                 process.stop()
         return samples
-    finally:
-        backend.stop()
-        moto.stop()
 
 
 def main() -> None:
