@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from functools import cache
 
 
-def _required(name: str) -> str:
+def required_env(name: str, needed_by: str = "") -> str:
+    """The variable's value; a clear error (naming who needs it) when it is unset or empty."""
     value = os.environ.get(name)
     if not value:
-        raise RuntimeError(f"environment variable {name} is not set")
+        suffix = f" (needed by {needed_by})" if needed_by else ""
+        raise RuntimeError(f"environment variable {name} is not set{suffix}")
     return value
 
 
@@ -30,7 +32,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            models_table=_required("MODELS_TABLE_NAME"),
+            models_table=required_env("MODELS_TABLE_NAME"),
             tokens_table=os.environ.get("TOKENS_TABLE_NAME", ""),
             admin_group=os.environ.get("ADMIN_GROUP", "lisa-admins"),
             management_key_secret_arn=os.environ.get("MANAGEMENT_KEY_SECRET_ARN") or None,

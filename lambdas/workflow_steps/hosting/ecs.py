@@ -18,6 +18,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from lisa_domain.schema import ModelRecord
+from lisa_domain.settings import required_env
 from workflow_steps.hosting.base import HostingFailed, Progress
 from workflow_steps.hosting.task_definition import CONTAINER_PORT, resource_name, task_definition_request
 
@@ -34,10 +35,7 @@ _FAILED_RESOURCE_STATES = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
 
 
 def _required(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise RuntimeError(f"environment variable {name} is not set (needed by the ECS hosting backend)")
-    return value
+    return required_env(name, needed_by="the ECS hosting backend")
 
 
 @dataclass(frozen=True)
