@@ -1,8 +1,9 @@
 """Credential checks shared by the admin API's authorizer and the serve app.
 
 A caller presents one bearer value (``Authorization: Bearer <v>`` or ``Api-Key: <v>``). It is the
-management key (compared in constant time against the secret's current and previous versions, so
-rotation never locks anyone out), an API token (looked up by its SHA-256 hash; expiry enforced),
+management key (compared in constant time against the secret's current version and, for
+``MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS`` after a rotation, its previous one; a Secrets Manager failure
+never blocks the other credentials), an API token (looked up by its SHA-256 hash; expiry enforced),
 or an OIDC JWT (``lisa_domain.oidc``). ``authenticator_from_env()`` builds the one ``Authenticator``
 a process needs from its environment. No credential value is ever logged.
 """
@@ -13,9 +14,11 @@ import hmac
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import boto3
@@ -24,7 +27,13 @@ from botocore.exceptions import ClientError
 from lisa_domain.errors import Unauthorized
 from lisa_domain.tokens import TokenStore
 
+logger = logging.getLogger(__name__)
+
 MANAGEMENT_USER = "lisa-management-key"
+#: How long ``AWSPREVIOUS`` stays valid after the current version was created (one day).
+DEFAULT_PREVIOUS_KEY_TTL_SECONDS = 86_400
+#: The wait after a first failed management-key refresh; it doubles per failure, up to the cache TTL.
+REFRESH_BACKOFF_SECONDS = 1.0
 AuthMethod = Literal["management-key", "api-token", "jwt"]
 
 
@@ -67,35 +76,127 @@ def _suppress_botocore_response_bodies() -> None:
         parsers.addFilter(_NoResponseBodies())
 
 
-class ManagementKey:
-    """The management key's current and previous versions, re-read at most every ``ttl`` seconds."""
+def previous_key_ttl_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """``MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS`` (default one day; 0 = the previous version never matches)."""
+    env = os.environ if environ is None else environ
+    text = env.get("MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS", "").strip()
+    if not text:
+        return DEFAULT_PREVIOUS_KEY_TTL_SECONDS
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise ValueError(f"MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS must be an integer, got {text!r}") from None
+    if seconds < 0:
+        raise ValueError(f"MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS must be at least 0, got {text!r}")
+    return seconds
 
-    def __init__(self, secret_id: str, client: Any = None, ttl: float = 60.0) -> None:
+
+def _error_code(error: Exception) -> str:
+    """What failed, fit for a log line: the AWS error code or the exception type (never a message)."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "ClientError"))
+    return type(error).__name__
+
+
+@dataclass(frozen=True)
+class _KeyVersions:
+    current: str
+    previous: str | None
+    current_created: float | None  # Unix seconds: when AWSCURRENT was created (rotated in)
+
+
+class ManagementKey:
+    """The management key's current and, for a while after a rotation, previous version.
+
+    The versions are re-read at most every ``ttl`` seconds. ``AWSPREVIOUS`` matches only until
+    ``previous_ttl`` seconds after the ``AWSCURRENT`` version was created (its ``CreatedDate``), so
+    a rotated-out key stops working after a bounded time. A failed refresh (throttling, network,
+    permissions) keeps the cached versions and retries after a backoff that doubles up to ``ttl``;
+    with nothing cached the key simply matches nothing, so other credentials keep working.
+    ``clock`` (wall seconds) decides the previous version's validity; ``monotonic`` paces refreshes.
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        client: Any = None,
+        ttl: float = 60.0,
+        *,
+        previous_ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         _suppress_botocore_response_bodies()
         self._secret_id = secret_id
         self._client = client or boto3.client("secretsmanager")
         self._ttl = ttl
-        self._values: tuple[str, ...] = ()
-        self._loaded_at = float("-inf")
+        self._previous_ttl = previous_key_ttl_from_env() if previous_ttl is None else previous_ttl
+        self._clock = clock
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._versions: _KeyVersions | None = None
+        self._next_refresh = float("-inf")
+        self._failures = 0
 
-    def _load(self) -> tuple[str, ...]:
-        if time.monotonic() - self._loaded_at < self._ttl:
-            return self._values
-        values = []
-        for stage in ("AWSCURRENT", "AWSPREVIOUS"):
-            try:
-                secret = self._client.get_secret_value(SecretId=self._secret_id, VersionStage=stage)
-            except ClientError as error:
-                if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                    continue  # no previous version yet
+    def _read(self) -> _KeyVersions:
+        """Both versions from Secrets Manager (no previous version before the first rotation)."""
+        current = self._client.get_secret_value(SecretId=self._secret_id, VersionStage="AWSCURRENT")
+        try:
+            previous = self._client.get_secret_value(SecretId=self._secret_id, VersionStage="AWSPREVIOUS")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
-            values.append(secret["SecretString"])
-        self._values, self._loaded_at = tuple(values), time.monotonic()
-        return self._values
+            previous = None
+        created = current.get("CreatedDate")
+        return _KeyVersions(
+            current=current["SecretString"],
+            previous=previous["SecretString"] if previous is not None else None,
+            current_created=created.timestamp() if isinstance(created, datetime) else None,
+        )
+
+    def _load(self) -> _KeyVersions | None:
+        """The cached versions, refreshed when due (one thread refreshes; the others use the cache)."""
+        if self._monotonic() < self._next_refresh:
+            return self._versions
+        if not self._lock.acquire(blocking=self._versions is None):
+            return self._versions
+        try:
+            if self._monotonic() < self._next_refresh:
+                return self._versions
+            try:
+                self._versions = self._read()
+            except Exception as error:  # any key-store failure; it must never block other credentials
+                self._failures += 1
+                delay = min(REFRESH_BACKOFF_SECONDS * 2 ** (self._failures - 1), self._ttl)
+                self._next_refresh = self._monotonic() + delay
+                logger.warning(
+                    "management key: refresh failed (%s); %s; next attempt in %.1f s",
+                    _error_code(error),
+                    "using the cached versions"
+                    if self._versions
+                    else "no cached versions, it matches nothing",
+                    delay,
+                )
+            else:
+                self._failures = 0
+                self._next_refresh = self._monotonic() + self._ttl
+            return self._versions
+        finally:
+            self._lock.release()
+
+    def _accepted(self) -> tuple[str, ...]:
+        versions = self._load()
+        if versions is None:
+            return ()
+        created = versions.current_created
+        previous = versions.previous
+        if previous is not None and created is not None and self._clock() < created + self._previous_ttl:
+            return (versions.current, previous)
+        return (versions.current,)
 
     def matches(self, candidate: str) -> bool:
-        # Compare with every version even after a match, so timing reveals nothing.
-        results = [hmac.compare_digest(candidate.encode(), value.encode()) for value in self._load()]
+        # Compare with every accepted version even after a match, so timing reveals nothing.
+        results = [hmac.compare_digest(candidate.encode(), value.encode()) for value in self._accepted()]
         return any(results)
 
 
@@ -169,7 +270,8 @@ def authenticator_from_env(
     """The ``Authenticator`` the environment describes; build it once per process and keep it.
 
     Reads ``ADMIN_GROUP`` (default ``lisa-admins``), ``TOKENS_TABLE_NAME`` (API tokens; off when
-    unset), ``MANAGEMENT_KEY_SECRET_ARN`` (the management key; off when unset) and ``OIDC_*``
+    unset), ``MANAGEMENT_KEY_SECRET_ARN`` (the management key; off when unset),
+    ``MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS`` and ``OIDC_*``
     (JWTs; off when ``OIDC_ISSUER`` is unset). ``tokens`` replaces the token store built from
     ``TOKENS_TABLE_NAME`` (the serve app passes its own); ``dynamodb`` / ``secretsmanager`` are the
     boto3 clients to use (an emulator's, say); ``jwt_verifier`` replaces the OIDC verifier.
@@ -182,7 +284,11 @@ def authenticator_from_env(
     return Authenticator(
         admin_group=admin_group,
         tokens=tokens,
-        management_key=ManagementKey(secret_arn, secretsmanager) if secret_arn else None,
+        management_key=(
+            ManagementKey(secret_arn, secretsmanager, previous_ttl=previous_key_ttl_from_env(env))
+            if secret_arn
+            else None
+        ),
         jwt_verifier=(
             jwt_verifier
             if jwt_verifier is not None

@@ -31,7 +31,6 @@ import ipaddress
 import json
 import logging
 import os
-import re
 import threading
 import time
 import urllib.request
@@ -62,7 +61,9 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 _RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _EC_ALGORITHM_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _LOOPBACK_HOSTS = frozenset({"localhost"})
-_GROUP_SEPARATORS = re.compile(r"[\s,]+")
+#: What a groups claim that is one string means (``OIDC_GROUPS_STRING``): one group of that exact
+#: name, or no groups. Never a list split on spaces or commas: a group "x lisa-admins" is not admin.
+GROUPS_STRING_MODES: tuple[str, ...] = ("one-group", "reject")
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -104,6 +105,7 @@ class OidcSettings:
     groups_claim: str = "groups"
     leeway_seconds: int = DEFAULT_LEEWAY_SECONDS
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    groups_string: str = "one-group"
 
     def __post_init__(self) -> None:
         if not self.issuer.strip() or self.issuer != self.issuer.strip():
@@ -117,6 +119,10 @@ class OidcSettings:
             raise ValueError("OIDC groups claim must not be empty")
         if not 0 <= self.leeway_seconds <= MAX_LEEWAY_SECONDS:
             raise ValueError(f"OIDC leeway must be between 0 and {MAX_LEEWAY_SECONDS} seconds")
+        if self.groups_string not in GROUPS_STRING_MODES:
+            raise ValueError(
+                f"OIDC_GROUPS_STRING must be one of {', '.join(GROUPS_STRING_MODES)}, got {self.groups_string!r}"
+            )
         if not self.algorithms:
             raise ValueError("OIDC algorithms must not be empty")
         unsupported = sorted(set(self.algorithms) - SUPPORTED_ALGORITHMS)
@@ -151,6 +157,7 @@ class OidcSettings:
             username_claim=env.get("OIDC_USERNAME_CLAIM", "").strip() or "sub",
             groups_claim=env.get("OIDC_GROUPS_CLAIM", "").strip() or "groups",
             leeway_seconds=leeway,
+            groups_string=env.get("OIDC_GROUPS_STRING", "").strip() or "one-group",
         )
 
 
@@ -166,16 +173,20 @@ def claim_value(claims: Mapping[str, Any], name: str) -> Any:
     return value
 
 
-def parse_groups(value: Any) -> tuple[str, ...] | None:
-    """Groups from a claim value: a list of strings, or one space- or comma-separated string.
+def parse_groups(value: Any, groups_string: str = "one-group") -> tuple[str, ...] | None:
+    """Groups from a claim value: a list of strings, or (``groups_string="one-group"``) one string
+    that is a single group name, never split.
 
     Missing (``None``) gives no groups. Non-string list items and empty names are dropped;
-    duplicates are removed keeping the first. Any other type gives ``None`` (unusable claim).
+    duplicates are removed keeping the first. A string with ``groups_string="reject"``, or any
+    other type, gives ``None`` (unusable claim: no groups).
     """
     if value is None:
         return ()
     if isinstance(value, str):
-        names = _GROUP_SEPARATORS.split(value)
+        if groups_string != "one-group":
+            return None
+        names = [value.strip()]
     elif isinstance(value, list | tuple):
         names = [item.strip() for item in value if isinstance(item, str)]
     else:
@@ -350,9 +361,13 @@ class OidcVerifier:
         username = claim_value(claims, settings.username_claim)
         if not isinstance(username, str) or not username.strip():
             raise _Rejected(f"username claim {settings.username_claim} missing or not a string", kid=kid)
-        groups = parse_groups(claim_value(claims, settings.groups_claim))
+        groups = parse_groups(claim_value(claims, settings.groups_claim), settings.groups_string)
         if groups is None:
-            logger.warning("oidc: groups claim %s has an unusable type; no groups", settings.groups_claim)
+            logger.warning(
+                "oidc: groups claim %s has an unusable type (OIDC_GROUPS_STRING=%s); no groups",
+                settings.groups_claim,
+                settings.groups_string,
+            )
             groups = ()
         return Principal(username, groups, self._admin_group in groups, "jwt")
 

@@ -188,7 +188,8 @@ def test_rs384_with_unpinned_rsa_key(verifier: OidcVerifier, idp: IdentityProvid
         ),
         ("resource_access.lisa.roles", {"resource_access": {"lisa": {"roles": ["x"]}}}, ("x",)),
         ("https://lisa.example.com/groups", {"https://lisa.example.com/groups": ["ns"]}, ("ns",)),
-        ("groups", {"groups": "a b,c ,, a"}, ("a", "b", "c")),
+        ("groups", {"groups": " a b,c "}, ("a b,c",)),  # one string is one group name, never split
+        ("groups", {"groups": f"x {ADMIN_GROUP}"}, (f"x {ADMIN_GROUP}",)),  # and never an admin
         ("groups", {"groups": None}, ()),
         ("realm_access.roles", {"realm_access": {}}, ()),
         ("groups", {"groups": ["ok", 7, "", {"x": 1}]}, ("ok",)),
@@ -600,6 +601,7 @@ def test_from_env_reads_every_variable() -> None:
             "OIDC_USERNAME_CLAIM": "cognito:username",
             "OIDC_GROUPS_CLAIM": "cognito:groups",
             "OIDC_LEEWAY_SECONDS": "30",
+            "OIDC_GROUPS_STRING": "reject",
         }
     )
     assert settings == OidcSettings(
@@ -608,17 +610,19 @@ def test_from_env_reads_every_variable() -> None:
         username_claim="cognito:username",
         groups_claim="cognito:groups",
         leeway_seconds=30,
+        groups_string="reject",
     )
 
 
 def test_from_env_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OIDC_ISSUER", "https://idp.example.com")
     monkeypatch.setenv("OIDC_CLIENT_ID", "lisa")
-    for name in ("OIDC_USERNAME_CLAIM", "OIDC_GROUPS_CLAIM", "OIDC_LEEWAY_SECONDS"):
+    for name in ("OIDC_USERNAME_CLAIM", "OIDC_GROUPS_CLAIM", "OIDC_LEEWAY_SECONDS", "OIDC_GROUPS_STRING"):
         monkeypatch.delenv(name, raising=False)
     settings = OidcSettings.from_env()
     assert settings is not None
     assert (settings.username_claim, settings.groups_claim, settings.leeway_seconds) == ("sub", "groups", 60)
+    assert settings.groups_string == "one-group"
     assert "HS256" not in settings.algorithms and {"RS256", "ES256"} <= set(settings.algorithms)
 
 
@@ -631,6 +635,7 @@ def test_from_env_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         {"OIDC_ISSUER": "https://idp.example.com", "OIDC_CLIENT_ID": "x", "OIDC_LEEWAY_SECONDS": "3600"},
         {"OIDC_ISSUER": "http://idp.example.com", "OIDC_CLIENT_ID": "x"},
         {"OIDC_ISSUER": "idp.example.com", "OIDC_CLIENT_ID": "x"},
+        {"OIDC_ISSUER": "https://idp.example.com", "OIDC_CLIENT_ID": "x", "OIDC_GROUPS_STRING": "split"},
     ],
 )
 def test_from_env_rejects_bad_configuration(env: dict[str, str]) -> None:
@@ -655,5 +660,24 @@ def test_claim_helpers() -> None:
     assert claim_value(claims, "a.c.d") == ["x"]
     assert claim_value(claims, "a.c.e") is None
     assert claim_value(claims, "a.b.c") is None
-    assert parse_groups(" x,y  z ") == ("x", "y", "z")
+    assert parse_groups(" x,y  z ") == ("x,y  z",)
+    assert parse_groups("lisa-admins", "reject") is None
+    assert parse_groups(["a", "a b"], "reject") == ("a", "a b")
     assert parse_groups(3) is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("one-group", ("x lisa-admins",)), ("reject", ())], ids=["one-group", "reject"]
+)
+def test_groups_string_modes(
+    idp: IdentityProvider, clock: FakeClock, keys: Keys, mode: str, expected: tuple[str, ...]
+) -> None:
+    """A string groups claim is one group (default) or no groups (reject): never split into names."""
+    verifier = make_verifier(idp, clock, groups_string=mode)
+    principal = verifier.verify(mint(keys.rsa, idp, groups="x lisa-admins"))
+    assert principal is not None
+    assert principal.groups == expected
+    assert not principal.is_admin
+    assert verifier.verify(mint(keys.rsa, idp, groups=["x", ADMIN_GROUP])) == Principal(
+        "alice", ("x", ADMIN_GROUP), True, "jwt"
+    )
