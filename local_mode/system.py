@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -37,9 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from local_mode.ports import HOST, free_port, port_or_free
+from local_mode.processes import spawner, stop_process_group
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMPORT_ROOTS = (REPO_ROOT / "lambdas", REPO_ROOT / "litellm_container", REPO_ROOT)
-HOST = "127.0.0.1"
 REGION = "us-east-1"
 PREFIX = "lisa-local"
 ADMIN_GROUP = "lisa-admins"
@@ -58,25 +59,6 @@ def _ensure_import_roots() -> None:
     for root in reversed(IMPORT_ROOTS):
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_or_free(preferred: int) -> int:
-    """``preferred`` when it can be bound on 127.0.0.1, otherwise a free port (0 = any free port)."""
-    if preferred:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((HOST, preferred))
-            except OSError:
-                logger.warning("port %s is in use; using a free port instead", preferred)
-            else:
-                return preferred
-    return _free_port()
 
 
 @dataclass(frozen=True)
@@ -164,7 +146,7 @@ class LocalSystem:
         from local_mode import moto_atomic
 
         moto_atomic.install()  # DynamoDB's per-request atomicity, which moto's threaded server lacks
-        port = _free_port()
+        port = free_port()
         os.environ["MOTO_PORT"] = str(port)  # moto's interpreter calls Lambda at localhost:$MOTO_PORT
         server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
         server.start()
@@ -217,12 +199,11 @@ class LocalSystem:
             }
         )
         from lisa_domain.settings import settings
+        from local_mode import hosting
         from workflow_steps.handler import lambda_handler as workflow_handler
-        from workflow_steps.hosting import register_backend
-        from workflow_steps.hosting.local import LocalHosting
 
         settings.cache_clear()
-        register_backend("local", LocalHosting)
+        hosting.register()
         sfn_lambda_adapter.register(workflows.function_arn, workflow_handler)
         self._cleanups.append(lambda: sfn_lambda_adapter.unregister(workflows.function_arn))
         self.say("local mode: tables, management key, workflow function and 3 state machines created")
@@ -233,7 +214,7 @@ class LocalSystem:
         from local_mode.apigw import AdminApiServer, ApiGatewayAdapter
 
         adapter = ApiGatewayAdapter(admin_handler, authorizer_handler, region=REGION)
-        server = AdminApiServer(adapter, HOST, _port_or_free(self.options.admin_port))
+        server = AdminApiServer(adapter, HOST, port_or_free(self.options.admin_port))
         server.start()
         self._admin = server
         self.admin_url = server.url
@@ -256,9 +237,7 @@ class LocalSystem:
         return env
 
     def _start_serve(self) -> None:
-        from workflow_steps.hosting.local import spawner
-
-        port = _port_or_free(self.options.serve_port)
+        port = port_or_free(self.options.serve_port)
         log_dir = self.options.run_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / "serve.log"
@@ -376,13 +355,11 @@ class LocalSystem:
         self._stopped = True
         if self._admin is not None:
             self._admin.stop()
-        if "workflow_steps.hosting.local" in sys.modules:
-            from workflow_steps.hosting.local import processes
+        if "local_mode.hosting" in sys.modules:
+            from local_mode.hosting import processes
 
             processes.stop_all(close=True)
         if self._serve is not None:
-            from workflow_steps.hosting.local import stop_process_group
-
             stop_process_group(self._serve)
         if self._serve_log is not None:
             self._serve_log.close()

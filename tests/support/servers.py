@@ -10,12 +10,9 @@ from typing import Any
 
 import uvicorn
 
+from local_mode.ports import free_port
 
-def free_port() -> int:
-    """A port with nothing listening on it (bound and released; connections to it are refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["ServerThread", "free_port"]
 
 
 class ServerThread:

@@ -12,9 +12,11 @@ import httpx
 import pytest
 
 from lisa_domain.schema import ModelRecord
+from local_mode import hosting as local_hosting
 from local_mode.demo import self_hosted_model
+from local_mode.hosting import LocalHosting, LocalHostingUnavailable, LocalProcesses, command_for
+from workflow_steps import hosting as hosting_seam
 from workflow_steps.hosting.base import HostingFailed, Progress
-from workflow_steps.hosting.local import LocalHosting, LocalHostingUnavailable, LocalProcesses, command_for
 
 
 def record(model_id: str, model_type: str, **changes: object) -> ModelRecord:
@@ -42,6 +44,20 @@ def alive(pid: int) -> bool:
 def test_a_kind_it_cannot_run_fails_with_a_reason_that_says_so() -> None:
     with pytest.raises(LocalHostingUnavailable, match="cannot run imagegen models"):
         LocalHosting(LocalProcesses()).start_create(record("pictures", "imagegen", streaming=False))
+
+
+def test_the_lambda_has_no_local_backend_until_local_mode_registers_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lambda_only = {name: factory for name, factory in hosting_seam._factories.items() if name != "local"}
+    monkeypatch.setattr(hosting_seam, "_factories", lambda_only)
+    monkeypatch.setenv("HOSTING_BACKEND", "local")
+    with pytest.raises(
+        RuntimeError, match=r"HOSTING_BACKEND='local' is not a registered .*local mode registers"
+    ):
+        hosting_seam.get_backend()
+    local_hosting.register()
+    assert isinstance(hosting_seam.get_backend(), LocalHosting)
 
 
 def test_text_models_need_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:

