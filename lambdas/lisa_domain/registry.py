@@ -3,10 +3,21 @@
 Every write is conditional and runs in one transaction with an atomic bump of the registry-version
 item, so serve replicas notice any change by reading a single item (DESIGN decision 1 and 7).
 A model is served if and only if its item has ``litellmParams``.
+
+Every write shares the version item, so concurrent writes (and throttling) cancel transactions that
+broke no rule. Only a failed condition (cancellation reason ``ConditionalCheckFailed``) is a
+Conflict; a cancellation for ``TransactionConflict``, ``ThrottlingError`` or
+``ProvisionedThroughputExceeded`` (and a throttled call) is retried with full jitter, at most
+``WRITE_ATTEMPTS`` times, then reported as ``Unavailable`` (503; the workflow steps retry it).
+
+A stored item that does not validate is skipped (logged, counted) by every reader that goes
+through ``parse_record``, so one malformed record never blocks the registry.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,14 +25,33 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from lisa_domain.dynamo import from_item, to_attribute, to_item
-from lisa_domain.errors import Conflict, NotFound, ValidationFailed
+from lisa_domain.errors import (
+    TRANSIENT_AWS_ERROR_CODES,
+    Conflict,
+    NotFound,
+    Unavailable,
+    ValidationFailed,
+)
 from lisa_domain.pagination import decode_token, encode_token
 from lisa_domain.schema import ModelRecord, ModelStatus
 
+logger = logging.getLogger(__name__)
+
 VERSION_KEY = "#registry"
 LITELLM_PARAMS = "litellmParams"
+
+#: Attempts of one registry write when DynamoDB cancels it for a transient reason.
+WRITE_ATTEMPTS = 6
+#: Full-jitter backoff: attempt n sleeps uniformly in [0, min(cap, base * 2**n)] seconds.
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 1.0
+#: Transaction cancellation reasons that mean "try again" rather than "a condition failed".
+TRANSIENT_CANCELLATION_CODES = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
 
 
 @dataclass(frozen=True)
@@ -36,16 +66,42 @@ class ServedModel:
 class Page:
     models: list[ModelRecord]
     next_token: str | None
+    #: Malformed items skipped while reading this page (see ``parse_record``).
+    skipped: int = 0
 
 
 def now() -> int:
     return int(time.time())
 
 
+def parse_record(item: dict[str, Any]) -> ModelRecord | None:
+    """The item's record, or None when it does not validate (logged with the failing fields only,
+    never the values): readers skip such an item instead of failing on the whole registry."""
+    try:
+        return ModelRecord.model_validate(item)
+    except ValidationError as error:
+        fields = sorted(
+            {".".join(str(part) for part in problem["loc"]) or "item" for problem in error.errors()}
+        )
+        logger.error(
+            "model item %s skipped: it is not a valid model record (invalid fields: %s)",
+            str(item.get("modelId"))[:100],
+            ", ".join(fields),
+        )
+        return None
+
+
 class ModelRegistry:
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.table_name = table_name
         self._client = client or boto3.client("dynamodb")
+        self._sleep = sleep
 
     # ---- reads -------------------------------------------------------------------------------
     def get_item(self, model_id: str) -> dict[str, Any]:
@@ -76,6 +132,7 @@ class ModelRegistry:
             raise ValidationFailed("limit: must be at least 1")
         scan_key = decode_token(next_token, frozenset({"modelId"}))
         models: list[ModelRecord] = []
+        skipped = 0
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self.table_name,
@@ -88,15 +145,18 @@ class ModelRegistry:
             for item in map(from_item, response.get("Items", [])):
                 if item["modelId"] == VERSION_KEY:
                     continue
-                record = ModelRecord.model_validate(item)
+                record = parse_record(item)
+                if record is None:
+                    skipped += 1
+                    continue
                 if visible is not None and not visible(record):
                     continue
                 if len(models) == limit:  # one more visible model exists: the page is not the last
-                    return Page(models, encode_token({"modelId": {"S": models[-1].modelId}}))
+                    return Page(models, encode_token({"modelId": {"S": models[-1].modelId}}), skipped)
                 models.append(record)
             scan_key = response.get("LastEvaluatedKey")
             if not scan_key:
-                return Page(models, None)
+                return Page(models, None, skipped)
 
     def all_items(self) -> list[dict[str, Any]]:
         """Every model item (a full scan, paginated through); used by serve replicas to rebuild."""
@@ -110,11 +170,15 @@ class ModelRegistry:
         return items
 
     def served_models(self) -> list[ServedModel]:
-        return [
-            ServedModel(ModelRecord.model_validate(item), item[LITELLM_PARAMS])
-            for item in self.all_items()
-            if item.get(LITELLM_PARAMS)
-        ]
+        """The registered models; a malformed item is skipped (see ``parse_record``)."""
+        served = []
+        for item in self.all_items():
+            if not item.get(LITELLM_PARAMS):
+                continue
+            record = parse_record(item)
+            if record is not None:
+                served.append(ServedModel(record, item[LITELLM_PARAMS]))
+        return served
 
     def version(self) -> int:
         response = self._client.get_item(
@@ -255,15 +319,27 @@ class ModelRegistry:
                 "ExpressionAttributeValues": {":one": {"N": "1"}},
             }
         }
-        try:
-            self._client.transact_write_items(TransactItems=[operation, bump])
-        except ClientError as error:
-            if error.response["Error"]["Code"] not in (
-                "TransactionCanceledException",
-                "ConditionalCheckFailedException",
-            ):
-                raise
-            raise self._explain_conflict(model_id, missing_ok, allowed, target) from error
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                self._client.transact_write_items(TransactItems=[operation, bump])
+                return
+            except ClientError as error:
+                kind = _failure_kind(error)
+                if kind == "conflict":
+                    raise self._explain_conflict(model_id, missing_ok, allowed, target) from error
+                if kind != "transient":
+                    raise
+                if attempt + 1 == WRITE_ATTEMPTS:
+                    raise Unavailable(
+                        f"model '{model_id}': the registry stayed busy (concurrent changes or "
+                        f"throttling) for {WRITE_ATTEMPTS} attempts; nothing was changed, try again"
+                    ) from error
+                logger.warning(
+                    "registry write for model %s cancelled (%s); retrying",
+                    model_id,
+                    error.response["Error"]["Code"],
+                )
+                self._sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))  # noqa: S311
 
     def _explain_conflict(
         self,
@@ -282,6 +358,25 @@ class ModelRegistry:
         wanted = f" to {target.value}" if target else ""
         states = ", ".join(s.value for s in allowed or [])
         return Conflict(f"model '{model_id}' is {status}; it can change{wanted} only from: {states}")
+
+
+def _failure_kind(error: ClientError) -> str:
+    """``conflict`` (a condition failed), ``transient`` (retry) or ``other`` (re-raise)."""
+    code = error.response["Error"]["Code"]
+    if code == "ConditionalCheckFailedException":
+        return "conflict"
+    if code in TRANSIENT_AWS_ERROR_CODES:
+        return "transient"
+    if code != "TransactionCanceledException":
+        return "other"
+    reasons = {reason.get("Code") for reason in error.response.get("CancellationReasons") or []}
+    if "ConditionalCheckFailed" in reasons:
+        return "conflict"
+    if reasons & TRANSIENT_CANCELLATION_CODES:
+        return "transient"
+    # No reasons reported: the only cause our writes can have besides the above is a failed
+    # condition, so keep reporting it as one (re-reading the item explains which).
+    return "conflict" if reasons <= {None, "None"} else "other"
 
 
 def _history_entry(status: ModelStatus, reason: str | None, at: int) -> dict[str, Any]:
