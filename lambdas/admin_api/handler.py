@@ -7,6 +7,8 @@ problem under ``errors`` as ``{"field": "body.modelId", "message": "..."}``. Req
 credentials are never logged; invalid input is never echoed back.
 """
 
+import base64
+import binascii
 import json
 import os
 from http import HTTPStatus
@@ -23,7 +25,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from admin_api import tokens as token_logic
-from admin_api.models import DEFAULT_LIMIT, MAX_LIMIT, ModelService
+from admin_api.model_url import ModelUrlPolicy
+from admin_api.models import DEFAULT_LIMIT, MAX_LIMIT, ModelService, model_view
 from admin_api.tokens import (
     CreatedTokenResponse,
     CreateTokenRequest,
@@ -35,7 +38,8 @@ from admin_api.tokens import (
     token_body,
 )
 from lisa_domain.auth import Principal, principal_from_context
-from lisa_domain.errors import Forbidden, LisaError, Unauthorized
+from lisa_domain.errors import Forbidden, LisaError, Unauthorized, ValidationFailed
+from lisa_domain.json_depth import check_json_depth
 from lisa_domain.registry import ModelRegistry, Page
 from lisa_domain.schema import (
     CreateModelRequest,
@@ -84,6 +88,9 @@ def service() -> ModelService:
                 },
                 poll_seconds=config.workflow_poll_seconds,
                 max_polls=config.workflow_max_polls,
+            ),
+            url_policy=ModelUrlPolicy.from_config(
+                config.model_url_allow_http, config.model_url_allowed_cidrs
             ),
         )
     return _service
@@ -145,6 +152,8 @@ def _errors(*codes: int, overrides: dict[int, str] | None = None) -> dict[int, A
             409: "Conflict: the model exists, is in the wrong state, or changed concurrently",
             422: "The request does not match the schema (the message names each field)",
             502: "A workflow or AWS service could not be reached; nothing was changed",
+            503: "The model registry stayed busy (concurrent changes, throttling); nothing was changed, "
+            "try again",
         }
         | (overrides or {})
     )
@@ -176,8 +185,8 @@ def _model_body(record: ModelRecord) -> dict[str, Any]:
     return {"model": record.model_dump(mode="json")}
 
 
-def _list_body(page: Page) -> dict[str, Any]:
-    body: dict[str, Any] = {"models": [record.model_dump(mode="json") for record in page.models]}
+def _list_body(page: Page, principal: Principal) -> dict[str, Any]:
+    body: dict[str, Any] = {"models": [model_view(principal, record) for record in page.models]}
     if page.next_token:
         body["nextToken"] = page.next_token
     return body
@@ -202,7 +211,7 @@ def _principal() -> Principal:
     "An apiKey goes to Secrets Manager; responses never include it.",
     responses={
         **_ok("The model, in Creating", ModelResponse, 201),
-        **_errors(400, 401, 403, 409, 422, 502),
+        **_errors(400, 401, 403, 409, 422, 502, 503),
     },
 )
 def create_model(body: CreateModelRequest) -> Response[dict[str, Any]]:
@@ -214,8 +223,9 @@ def create_model(body: CreateModelRequest) -> Response[dict[str, Any]]:
 @app.get(
     "/models",
     summary="List models",
-    description="Any authenticated user; non-admins see only models open to their groups. "
-    "nextToken is absent on the last page.",
+    description="Any authenticated user; non-admins see only models open to their groups, and only "
+    "their summary (ModelSummary: no deployment details). nextToken is absent on the last page. "
+    "A stored model that is not a valid record is skipped (and counted in MalformedModelRecords).",
     responses={**_ok("One page of models", ModelListResponse), **_errors(400, 401, 422)},
 )
 def list_models(
@@ -224,28 +234,34 @@ def list_models(
         str | None, Query(alias="nextToken", description="The nextToken of the previous page")
     ] = None,
 ) -> Response[dict[str, Any]]:
-    page = service().list_models(_principal(), limit, next_token)
-    return _json(HTTPStatus.OK, _list_body(page))
+    principal = _principal()
+    page = service().list_models(principal, limit, next_token)
+    if page.skipped:
+        metrics.add_metric(name="MalformedModelRecords", unit=MetricUnit.Count, value=page.skipped)
+    return _json(HTTPStatus.OK, _list_body(page, principal))
 
 
 @app.get(
     "/models/<modelId>",
     summary="Get a model",
-    description="Any authenticated user; a model not open to the caller's groups is reported as 404.",
+    description="Any authenticated user; a model not open to the caller's groups is reported as 404. "
+    "Non-admins see the model's summary (ModelSummary: no deployment details).",
     responses={**_ok("The model", ModelResponse), **_errors(401, 404, 422)},
 )
 def get_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
-    return _json(HTTPStatus.OK, _model_body(service().get(_principal(), modelId)))
+    principal = _principal()
+    return _json(HTTPStatus.OK, {"model": model_view(principal, service().get(principal, modelId))})
 
 
 @app.put(
     "/models/<modelId>",
     summary="Update, stop or start a model",
     description="Admins only. {'enabled': false} stops (from InService), {'enabled': true} starts "
-    "(from Stopped); other changes from InService or Stopped. Starts the update workflow.",
+    "(from Stopped); other changes from InService or Stopped. Starts the update workflow. An "
+    "allowedGroups change that takes access away applies at once; additions when the workflow finishes.",
     responses={
         **_ok("The model, in Updating, Stopping or Starting", ModelResponse),
-        **_errors(400, 401, 403, 404, 409, 422, 502),
+        **_errors(400, 401, 403, 404, 409, 422, 502, 503),
     },
 )
 def update_model(modelId: Annotated[ModelId, Path()], body: UpdateModelRequest) -> Response[dict[str, Any]]:
@@ -259,7 +275,10 @@ def update_model(modelId: Annotated[ModelId, Path()], body: UpdateModelRequest) 
     summary="Delete a model",
     description="Admins only; from InService, Stopped or Failed. Answers 200 with the model in "
     "Deleting; the delete workflow removes it.",
-    responses={**_ok("The model, in Deleting", ModelResponse), **_errors(401, 403, 404, 409, 422, 502)},
+    responses={
+        **_ok("The model, in Deleting", ModelResponse),
+        **_errors(401, 403, 404, 409, 422, 502, 503),
+    },
 )
 def delete_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
     record = service().delete(_principal(), modelId)
@@ -396,6 +415,35 @@ def _non_admin_may_proceed(principal: Principal, method: str, resource: str) -> 
     raise Forbidden("only administrators may change models")
 
 
+def _body_bytes(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return str(body).encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(str(body))
+    except (binascii.Error, ValueError):
+        return b""  # not base64: the resolver reports the body
+
+
+def _too_deep(event: dict[str, Any]) -> dict[str, Any] | None:
+    """400 for a body nested too deeply to parse safely (``json.loads`` would hit the recursion limit)."""
+    try:
+        check_json_depth(_body_bytes(event))
+    except ValidationFailed as error:
+        return _raw_error(HTTPStatus.BAD_REQUEST, str(error))
+    return None
+
+
+def _raw_error(status: HTTPStatus, message: str) -> dict[str, Any]:
+    """An error in API Gateway's proxy response shape, for answers given before routing."""
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"message": message, "statusCode": int(status)}),
+        "isBase64Encoded": False,
+    }
+
+
 def _reject_before_routing(event: dict[str, Any]) -> dict[str, Any] | None:
     """401/403 before any parsing: callers must be authenticated, and only admins may change things
     (except their own API tokens)."""
@@ -413,19 +461,16 @@ def _reject_before_routing(event: dict[str, Any]) -> dict[str, Any] | None:
             status, message = HTTPStatus.FORBIDDEN, str(error)
         else:
             return None
-    return {
-        "statusCode": int(status),
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps({"message": message, "statusCode": int(status)}),
-        "isBase64Encoded": False,
-    }
+    return _raw_error(status, message)
 
 
+# Never capture the response or an error as X-Ray metadata: POST /api-tokens answers with a new
+# token's value, and an error can carry request data.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = _reject_before_routing(event) or app.resolve(event, context)
+    response = _reject_before_routing(event) or _too_deep(event) or app.resolve(event, context)
     status = int(response["statusCode"])
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if status >= 400:

@@ -4,7 +4,11 @@ carry no token hash."""
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from lisa_domain.tokens import TokenStore
 from local_mode.resources import LocalResources
 from tests.conftest import ADMIN_GROUP
 from tests.unit.helpers import FakeContext
+from tests.unit.identity_harness import Harness, tokens_table_items
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,3 +170,131 @@ def test_key_store_failure_without_cache_blocks_no_other_credential(
             authenticator.authenticate(resources.management_key)
     assert "no cached versions" in caplog.text
     assert resources.management_key not in caplog.text and value not in caplog.text
+
+
+# ---- no credential in X-Ray metadata (item 1) -----------------------------------------------------
+class RecordingSubsegment:
+    def __init__(self, recorded: list[tuple[str, Any]]) -> None:
+        self._recorded = recorded
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        self._recorded.append((key, value))
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        self._recorded.append((key, value))
+
+
+class RecordingTracerProvider:
+    """Stands in for the X-Ray recorder: keeps every annotation and metadata value it is given."""
+
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, Any]] = []
+        self.subsegments: list[str] = []
+
+    @contextmanager
+    def in_subsegment(self, name: str, **_: Any) -> Iterator[RecordingSubsegment]:
+        self.subsegments.append(name)
+        yield RecordingSubsegment(self.recorded)
+
+
+@pytest.fixture
+def recording_tracer(monkeypatch: pytest.MonkeyPatch) -> RecordingTracerProvider:
+    from admin_api import handler as admin_handler
+
+    provider = RecordingTracerProvider()
+    monkeypatch.setattr(admin_handler.tracer, "provider", provider)
+    return provider
+
+
+def test_new_token_value_never_reaches_the_tracer(
+    harness: Harness, recording_tracer: RecordingTracerProvider
+) -> None:
+    admin = harness.jwt("alice", [ADMIN_GROUP])
+    status, created = harness.request("POST", "/api-tokens", admin, body={"username": "bob", "groups": []})
+    assert status == 201
+    assert recording_tracer.subsegments == ["## lambda_handler"]
+    recorded = repr(recording_tracer.recorded)
+    assert "ColdStart" in recorded  # the tracer did record (annotations)
+    assert created["token"] not in recorded
+    assert admin not in recorded
+
+
+def test_handler_errors_never_reach_the_tracer(
+    harness: Harness, recording_tracer: RecordingTracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from admin_api import handler as admin_handler
+
+    secret = "lisa_an-error-that-carries-a-credential"
+
+    def failing_resolve(*_: Any) -> dict[str, Any]:
+        raise RuntimeError(secret)
+
+    monkeypatch.setattr(admin_handler.app, "resolve", failing_resolve)
+    admin = harness.jwt("alice", [ADMIN_GROUP])
+    status, _ = harness.request("GET", "/api-tokens", admin)
+    assert status == 502  # API Gateway's answer to a failed integration
+    assert recording_tracer.subsegments == ["## lambda_handler"]
+    assert secret not in repr(recording_tracer.recorded)
+
+
+def _tracer_decorators(tree: ast.AST) -> Iterator[ast.expr]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if isinstance(target, ast.Attribute) and target.attr in (
+                    "capture_lambda_handler",
+                    "capture_method",
+                ):
+                    yield decorator
+
+
+def test_every_traced_function_captures_neither_response_nor_error() -> None:
+    """Every Lambda handler (admin API, authorizer, key rotation, workflow steps) and the serve app:
+    a Powertools tracer decorator must turn response and error capture off explicitly."""
+    found = []
+    for path in sorted(
+        [*ROOT.joinpath("lambdas").rglob("*.py"), *ROOT.joinpath("litellm_container").rglob("*.py")]
+    ):
+        for decorator in _tracer_decorators(ast.parse(path.read_text(), str(path))):
+            keywords = {k.arg: k.value for k in decorator.keywords} if isinstance(decorator, ast.Call) else {}
+            off = {
+                name
+                for name in ("capture_response", "capture_error")
+                if isinstance(keywords.get(name), ast.Constant) and keywords[name].value is False  # type: ignore[attr-defined]
+            }
+            found.append((path.relative_to(ROOT).as_posix(), decorator.lineno, sorted(off)))
+    assert found, "the admin API handler is traced"
+    assert all(off == ["capture_error", "capture_response"] for _, _, off in found), found
+
+
+# ---- JSON depth on the admin API (item 14) --------------------------------------------------------
+def _nested(depth: int) -> bytes:
+    return b'{"modelId": "deep", "x": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("depth", [65, 100_000])
+def test_deeply_nested_body_is_400_naming_the_body(harness: Harness, depth: int) -> None:
+    admin = harness.jwt("alice", [ADMIN_GROUP])
+    before = tokens_table_items(harness.resources)
+    headers = [("Authorization", f"Bearer {admin}"), ("Content-Type", "application/json")]
+    for method, path in (("POST", "/models"), ("POST", "/api-tokens"), ("PUT", "/models/deep")):
+        response = harness.adapter.handle(method, path, headers, _nested(depth))
+        assert response.status == 400, (method, path, response.body[:200])
+        assert json.loads(response.body) == {
+            "message": "body: JSON nested deeper than 64 levels",
+            "statusCode": 400,
+        }
+    assert tokens_table_items(harness.resources) == before
+    models = boto3.client("dynamodb").scan(TableName=harness.resources.models_table)["Items"]
+    assert not any(item.get("modelId", {}).get("S") == "deep" for item in models)
+
+
+def test_nesting_up_to_the_limit_and_brackets_in_strings_are_parsed(harness: Harness) -> None:
+    admin = harness.jwt("alice", [ADMIN_GROUP])
+    headers = [("Authorization", f"Bearer {admin}"), ("Content-Type", "application/json")]
+    response = harness.adapter.handle("POST", "/models", headers, _nested(64))
+    assert response.status == 422  # parsed, then refused by the schema (x is not a field)
+    name = "[" * 60 + "{" * 60  # 120 openings, all inside a string
+    status, created = harness.request("POST", "/api-tokens", admin, body={"username": "bob", "name": name})
+    assert status == 201 and created["name"] == name
