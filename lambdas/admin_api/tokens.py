@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from lisa_domain.auth import MANAGEMENT_USER, Principal
 from lisa_domain.errors import Forbidden, NotFound, ValidationFailed
-from lisa_domain.tokens import TokenPage, TokenRecord, TokenStore
+from lisa_domain.tokens import TOKEN_ID_PATTERN, TokenPage, TokenRecord, TokenStore
 
 logger = Logger(child=True)
 
@@ -43,7 +43,6 @@ MAX_LIMIT = 100
 
 USERNAME_PATTERN = r"^[^\s\x00-\x1f]{1,256}$"
 GROUP_PATTERN = r"^[^\s,\x00-\x1f]{1,256}$"
-TOKEN_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 GroupName = Annotated[str, StringConstraints(pattern=GROUP_PATTERN)]

@@ -1,4 +1,8 @@
-"""Opaque pagination tokens: DynamoDB's LastEvaluatedKey, base64url-encoded JSON."""
+"""Opaque pagination tokens: a listing's position, base64url-encoded JSON.
+
+The position is whatever the listing resumes from (the models registry: DynamoDB's LastEvaluatedKey;
+API tokens: the next page's first ``tokenId``); it must never hold a secret or a token hash.
+"""
 
 from __future__ import annotations
 

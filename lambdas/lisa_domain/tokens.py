@@ -2,12 +2,14 @@
 
 Reads by value are key reads (``tokenHash``); reads by ``tokenId`` or ``username`` query the
 ``byTokenId`` / ``byUsername`` indexes. The only Scan is :meth:`TokenStore.list_all`, the admin's
-paginated "every token" listing.
+paginated "every token" listing. A listing's ``nextToken`` names the next page's first token by its
+``tokenId``, so no cursor ever carries a token hash.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -27,6 +29,10 @@ TOKEN_PREFIX = "lisa_"
 #: The tokens table's indexes (lisa_stacks/data.py, local_mode/resources.py).
 TOKENS_BY_TOKEN_ID = "byTokenId"
 TOKENS_BY_USERNAME = "byUsername"
+#: A token id: 32 lowercase hex digits (``uuid4().hex``).
+TOKEN_ID_PATTERN = r"^[0-9a-f]{32}$"
+#: The one field of a token-list cursor: the id of the next page's first token (never its hash).
+CURSOR_FIELD = "tokenId"
 
 
 def hash_token(value: str) -> str:
@@ -112,8 +118,8 @@ class TokenStore:
         """Up to ``limit`` tokens of ``username``, through the ``byUsername`` index (Query)."""
         return self._page(
             limit,
-            next_token,
-            frozenset({"tokenHash", "username"}),
+            self._resume_at(next_token, username),
+            lambda record: {"tokenHash": {"S": record.tokenHash}, "username": {"S": record.username}},
             lambda start: self._client.query(
                 TableName=self.table_name,
                 IndexName=TOKENS_BY_USERNAME,
@@ -128,8 +134,8 @@ class TokenStore:
         """Up to ``limit`` tokens of every user: a paginated Scan (the admin's "list all" only)."""
         return self._page(
             limit,
-            next_token,
-            frozenset({"tokenHash"}),
+            self._resume_at(next_token),
+            lambda record: {"tokenHash": {"S": record.tokenHash}},
             lambda start: self._client.scan(
                 TableName=self.table_name,
                 Limit=limit + 1,
@@ -152,28 +158,47 @@ class TokenStore:
             raise
         return True
 
+    def _resume_at(self, next_token: str | None, username: str | None = None) -> TokenRecord | None:
+        """The first token of the page a ``nextToken`` asks for (``None``: the first page).
+
+        The cursor names that token by its ``tokenId`` only, never by its hash (the table key): the
+        hash is looked up here, through the ``byTokenId`` index.
+        """
+        cursor = decode_token(next_token, frozenset({CURSOR_FIELD}))
+        if cursor is None:
+            return None
+        token_id = cursor[CURSOR_FIELD]
+        if not isinstance(token_id, str) or not re.fullmatch(TOKEN_ID_PATTERN, token_id):
+            raise ValidationFailed("nextToken: not a token this API issued")
+        record = self.get_by_id(token_id)
+        if record is None:
+            raise ValidationFailed(
+                "nextToken: the token the next page starts with was revoked or expired; list from the start"
+            )
+        if username is not None and record.username != username:
+            raise ValidationFailed("nextToken: not a token this API issued for this listing")
+        return record
+
     @staticmethod
     def _page(
         limit: int,
-        next_token: str | None,
-        key_names: frozenset[str],
+        first: TokenRecord | None,
+        start_key: Callable[[TokenRecord], dict[str, Any]],
         fetch: Callable[[dict[str, Any] | None], dict[str, Any]],
     ) -> TokenPage:
-        """A full page and a ``next_token`` that is absent exactly when nothing follows."""
+        """A full page from ``first`` on, and a ``next_token`` (the ``tokenId`` of the next page's first
+        token) that is absent exactly when nothing follows."""
         if limit < 1:
             raise ValidationFailed("limit: must be at least 1")
-        start = decode_token(next_token, key_names)
-        records: list[TokenRecord] = []
+        records = [first] if first is not None else []
+        start = start_key(first) if first is not None else None
         while True:
             response = fetch(start)
             for item in response.get("Items", []):
-                if len(records) == limit:  # one more exists: this page is not the last
-                    last = records[-1]
-                    key = {"tokenHash": {"S": last.tokenHash}}
-                    if "username" in key_names:
-                        key["username"] = {"S": last.username}
-                    return TokenPage(records, encode_token(key))
-                records.append(TokenRecord.model_validate(from_item(item)))
+                record = TokenRecord.model_validate(from_item(item))
+                if len(records) == limit:  # one more exists: it starts the next page
+                    return TokenPage(records, encode_token({CURSOR_FIELD: record.tokenId}))
+                records.append(record)
             start = response.get("LastEvaluatedKey")
             if not start:
                 return TokenPage(records, None)

@@ -6,7 +6,9 @@ real admin handler (``tests.unit.identity_harness``).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import time
 from typing import Any
 
@@ -328,9 +330,89 @@ def test_user_listing_pages_through_its_index(harness: Harness) -> None:
     assert set(calls) == {"Query"}
 
 
+def _page_through(harness: Harness, credential: str, query: str) -> tuple[list[str], list[str]]:
+    """Every tokenId of a paged listing and every nextToken it handed out."""
+    seen: list[str] = []
+    cursors: list[str] = []
+    next_query = query
+    while True:
+        status, page = harness.request("GET", next_query, credential)
+        assert status == 200, page
+        seen += [token["tokenId"] for token in page["tokens"]]
+        if "nextToken" not in page:
+            return seen, cursors
+        cursors.append(page["nextToken"])
+        next_query = f"{query}&nextToken={page['nextToken']}"
+
+
+def test_next_token_carries_no_token_hash(harness: Harness, resources: LocalResources) -> None:
+    for user in ("u1", "u1", "u1", "u2", "u3"):
+        harness.api_token(user, [])
+    hashes = [item["tokenHash"]["S"] for item in tokens_table_items(resources)]
+    admin = admin_jwt(harness)
+    _, all_cursors = _page_through(harness, admin, "/api-tokens?limit=1")
+    _, user_cursors = _page_through(harness, admin, "/api-tokens?limit=1&username=u1")
+    cursors = all_cursors + user_cursors
+    assert len(all_cursors) == 4 and len(user_cursors) == 2
+    for cursor in cursors:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        assert set(json.loads(decoded)) == {"tokenId"}
+        for token_hash in hashes:
+            assert token_hash not in cursor and token_hash not in decoded
+            assert token_hash[:16] not in decoded
+
+
+def test_paging_survives_revoking_every_token_already_listed(harness: Harness) -> None:
+    ids = {harness.api_token("u1", [])[1] for _ in range(5)}
+    admin = admin_jwt(harness)
+    seen: list[str] = []
+    query = "/api-tokens?limit=2"
+    while True:
+        status, page = harness.request("GET", query, admin)
+        assert status == 200, page
+        for token in page["tokens"]:
+            seen.append(token["tokenId"])
+            assert harness.request("DELETE", f"/api-tokens/{token['tokenId']}", admin)[0] == 200
+        if "nextToken" not in page:
+            break
+        query = f"/api-tokens?limit=2&nextToken={page['nextToken']}"
+    assert sorted(seen) == sorted(ids)
+
+
+def test_next_token_of_a_revoked_token_or_another_listing_is_400(harness: Harness) -> None:
+    for user in ("u1", "u1", "u2", "u2"):
+        harness.api_token(user, [])
+    admin = admin_jwt(harness)
+    status, page = harness.request("GET", "/api-tokens?limit=1&username=u2", admin)
+    assert status == 200
+    status, body = harness.request(
+        "GET", f"/api-tokens?limit=1&username=u1&nextToken={page['nextToken']}", admin
+    )
+    assert status == 400 and body["message"].startswith("nextToken:")
+    starts_next = json.loads(
+        base64.urlsafe_b64decode(page["nextToken"] + "=" * (-len(page["nextToken"]) % 4))
+    )
+    assert harness.request("DELETE", f"/api-tokens/{starts_next['tokenId']}", admin)[0] == 200
+    status, body = harness.request(
+        "GET", f"/api-tokens?limit=1&username=u2&nextToken={page['nextToken']}", admin
+    )
+    assert status == 400
+    assert body["message"] == (
+        "nextToken: the token the next page starts with was revoked or expired; list from the start"
+    )
+    assert harness.request("GET", "/api-tokens?limit=1&username=u2", admin)[0] == 200
+
+
 @pytest.mark.parametrize(
     ("query", "status"),
-    [("limit=0", 422), ("limit=101", 422), ("nextToken=garbage", 400), ("nextToken=e30", 400)],
+    [
+        ("limit=0", 422),
+        ("limit=101", 422),
+        ("nextToken=garbage", 400),
+        ("nextToken=e30", 400),  # {}
+        ("nextToken=eyJ0b2tlbklkIjogIi4uLyJ9", 400),  # {"tokenId": "../"}
+        ("nextToken=eyJ0b2tlbkhhc2giOiB7IlMiOiAiYWJjIn19", 400),  # an old-style cursor with a hash
+    ],
 )
 def test_bad_paging_parameters(harness: Harness, query: str, status: int) -> None:
     answer_status, body = harness.request("GET", f"/api-tokens?{query}", admin_jwt(harness))
