@@ -185,6 +185,9 @@ class LocalSystem:
                 "MANAGEMENT_KEY_SECRET_ARN": resources.management_key_secret_arn,
                 "ADMIN_GROUP": ADMIN_GROUP,
                 "MODEL_SECRET_PREFIX": f"{PREFIX}/models/",
+                # Local demo models listen on loopback over http (admin API modelUrl policy).
+                "MODEL_URL_ALLOW_HTTP": "true",
+                "MODEL_URL_ALLOWED_CIDRS": "127.0.0.0/8,::1/128",
                 "CREATE_MODEL_STATE_MACHINE_ARN": workflows.create_state_machine_arn,
                 "UPDATE_MODEL_STATE_MACHINE_ARN": workflows.update_state_machine_arn,
                 "DELETE_MODEL_STATE_MACHINE_ARN": workflows.delete_state_machine_arn,

@@ -12,28 +12,38 @@ Workflow inputs (besides ``modelId``, ``operation``, ``pollSeconds``, ``maxPolls
 * update: ``{"action": "update" | "stop" | "start", "previousStatus": <status>, "changes": {...}}``
   where ``changes`` is ``UpdateModelRequest.changes()`` (the fields the caller set, camelCase)
 * delete: ``{"previousStatus": <status>}``
+
+Callers who are not administrators see a model as a ``ModelSummary`` (``model_view``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
+from admin_api.model_url import ModelUrlPolicy
 from lisa_domain.auth import Principal
 from lisa_domain.errors import Conflict, DependencyFailed, Forbidden, NotFound, ValidationFailed
 from lisa_domain.registry import ModelRegistry, Page, now
 from lisa_domain.schema import (
     DELETABLE_STATES,
+    MARKED_FOR_DELETION,
     UPDATABLE_STATES,
+    ContainerConfig,
+    ContainerConfigUpdate,
     CreateModelRequest,
     ModelRecord,
     ModelStatus,
+    ModelSummary,
     ModelType,
     UpdateModelRequest,
     check_capacities,
+    merge_container_config,
+    secret_name_of,
 )
 from lisa_domain.secrets import ModelSecrets
 from lisa_domain.workflows import Workflow, WorkflowStarter
@@ -54,6 +64,28 @@ def _require_admin(principal: Principal, action: str) -> None:
         raise Forbidden(f"only administrators may {action}")
 
 
+def model_view(principal: Principal, record: ModelRecord) -> dict[str, Any]:
+    """The model as the caller may see it: the full record for admins, the summary for others."""
+    shown = record if principal.is_admin else ModelSummary.of(record)
+    return shown.model_dump(mode="json")
+
+
+def narrowed_groups(current: list[str], requested: list[str]) -> list[str] | None:
+    """The ``allowedGroups`` to apply at once when ``requested`` takes access away from someone
+    (None when it only adds). An empty list means everyone, so a narrowing never yields one: the
+    groups in both lists, or the requested ones when the lists share none."""
+    if not requested:
+        return None  # open to everyone: an addition, applied when the workflow finishes
+    if current and set(current) <= set(requested):
+        return None
+    common = [group for group in current if group in requested]
+    return common or list(requested)
+
+
+def _first_message(error: ValidationError) -> str:
+    return str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+
+
 @dataclass(frozen=True)
 class ModelService:
     """The model routes' logic over the registry, the model secrets and the workflow starter."""
@@ -61,6 +93,7 @@ class ModelService:
     registry: ModelRegistry
     secrets: ModelSecrets
     workflows: WorkflowStarter
+    url_policy: ModelUrlPolicy = field(default_factory=ModelUrlPolicy)
 
     # ---- create ------------------------------------------------------------------------------
     def create(self, principal: Principal, request: CreateModelRequest) -> ModelRecord:
@@ -71,6 +104,10 @@ class ModelService:
         """
         _require_admin(principal, "create models")
         model_id = request.modelId
+        if request.modelUrl and not request.self_hosted:
+            self.url_policy.check(request.modelUrl)
+        if request.containerConfig is not None:
+            self._check_secret_arns(request.containerConfig.secrets, "containerConfig.secrets")
         # Fast, non-authoritative check (the conditional write below is the real one): answers 409
         # before touching Secrets Manager for the common case of a duplicate id.
         if self._exists(model_id):
@@ -107,6 +144,19 @@ class ModelService:
             ) from error
         logger.info("model creation started", extra={"model_id": model_id})
         return record
+
+    def _check_secret_arns(self, secrets: dict[str, str], where: str) -> None:
+        """Container secrets must live under the model secret prefix (the task execution role may
+        read only there), in a sub-path: a name ``<prefix><model id>`` is a model's API-key secret,
+        which the delete workflow removes."""
+        prefix = self.secrets.prefix
+        for name, arn in secrets.items():
+            rest = secret_name_of(arn).removeprefix(prefix)
+            if rest == secret_name_of(arn) or "/" not in rest.strip("/"):
+                raise ValidationFailed(
+                    f"{where}.{name}: the secret's name must start with '{prefix}' followed by a "
+                    f"path with '/' (for example '{prefix}shared/hf-token')"
+                )
 
     def _exists(self, model_id: str) -> bool:
         try:
@@ -156,7 +206,9 @@ class ModelService:
         return self.registry.list_visible(limit, next_token, visible)
 
     def get(self, principal: Principal, model_id: str) -> ModelRecord:
-        """One model; a model the caller may not see is reported as not found (no existence leak)."""
+        """One model; a model the caller may not see is reported as not found (no existence leak).
+
+        Show it with ``model_view`` (non-admins see the summary only)."""
         record = self.registry.get(model_id)
         if not principal.can_use(record.allowedGroups):
             raise NotFound(f"model '{model_id}' not found")
@@ -165,7 +217,11 @@ class ModelService:
     # ---- update ------------------------------------------------------------------------------
     def update(self, principal: Principal, model_id: str, request: UpdateModelRequest) -> ModelRecord:
         """Move the model to Updating, Stopping (``enabled: false``) or Starting (``enabled: true``)
-        and start the update workflow with the requested changes."""
+        and start the update workflow with the requested changes.
+
+        An ``allowedGroups`` change that takes access away is written in the same conditional write
+        as ``Updating`` (``narrowed_groups``), so the serve app applies it at once; additions wait
+        for the workflow."""
         _require_admin(principal, "update models")
         record = self.registry.get(model_id)
         self._check_update(record, request)
@@ -182,25 +238,39 @@ class ModelService:
                 f"model '{model_id}' is {record.status.value}; {action} is allowed only from: {states}"
             )
 
-        updated = self.registry.transition(model_id, allowed_from=[record.status], to=target)
+        at_once: dict[str, Any] = {}
+        if request.allowedGroups is not None:
+            narrowed = narrowed_groups(record.allowedGroups, request.allowedGroups)
+            if narrowed is not None:
+                at_once["allowedGroups"] = narrowed
+        updated = self.registry.transition(
+            model_id, allowed_from=[record.status], to=target, changes=at_once or None
+        )
         details: dict[str, Any] = {
             "action": action,
             "previousStatus": record.status.value,
             "changes": request.changes(),
         }
-        self._start_or_revert(Workflow.UPDATE, record, target, details)
+        self._start_or_revert(
+            Workflow.UPDATE,
+            record,
+            target,
+            details,
+            restore={field: getattr(record, field) for field in at_once},
+        )
         logger.info("model update started", extra={"model_id": model_id, "action": action})
         return updated
 
-    @staticmethod
-    def _check_update(record: ModelRecord, request: UpdateModelRequest) -> None:
+    def _check_update(self, record: ModelRecord, request: UpdateModelRequest) -> None:
         """Rules that need the stored model (the schema checked everything else)."""
         if not record.self_hosted:
-            for field in ("autoScalingInstanceConfig", "containerConfig"):
-                if getattr(request, field) is not None:
+            for name in ("autoScalingInstanceConfig", "containerConfig"):
+                if getattr(request, name) is not None:
                     raise ValidationFailed(
-                        f"{field}: model '{record.modelId}' is not self-hosted, so it has no {field}"
+                        f"{name}: model '{record.modelId}' is not self-hosted, so it has no {name}"
                     )
+        if request.containerConfig is not None and record.containerConfig is not None:
+            self._check_container_update(record.containerConfig, request.containerConfig)
         if request.streaming and record.modelType == ModelType.EMBEDDING:
             raise ValidationFailed("streaming: embedding models cannot stream")
         scaling, current = request.autoScalingInstanceConfig, record.autoScalingConfig
@@ -216,6 +286,16 @@ class ModelService:
                 raise ValidationFailed(
                     f"autoScalingInstanceConfig: {error} (combined with the model's current settings)"
                 ) from error
+
+    def _check_container_update(self, current: ContainerConfig, update: ContainerConfigUpdate) -> None:
+        added = {name: arn for name, arn in (update.secrets or {}).items() if arn != MARKED_FOR_DELETION}
+        self._check_secret_arns(added, "containerConfig.secrets")
+        try:
+            merge_container_config(current, update)
+        except ValidationError as error:
+            raise ValidationFailed(
+                f"containerConfig: {_first_message(error)} (combined with the model's current settings)"
+            ) from error
 
     # ---- delete ------------------------------------------------------------------------------
     def delete(self, principal: Principal, model_id: str) -> ModelRecord:
@@ -238,9 +318,15 @@ class ModelService:
 
     # ---- internals ---------------------------------------------------------------------------
     def _start_or_revert(
-        self, workflow: Workflow, before: ModelRecord, target: ModelStatus, details: dict[str, Any]
+        self,
+        workflow: Workflow,
+        before: ModelRecord,
+        target: ModelStatus,
+        details: dict[str, Any],
+        restore: dict[str, Any] | None = None,
     ) -> None:
-        """Start ``workflow``; if that fails, put the model back the way it was and report 502."""
+        """Start ``workflow``; if that fails, put the model back the way it was (status and the
+        ``restore`` fields written with the transition) and report 502."""
         try:
             self.workflows.start(workflow, before.modelId, **details)
         except Exception as error:
@@ -249,7 +335,11 @@ class ModelService:
             )
             try:
                 self.registry.transition(
-                    before.modelId, allowed_from=[target], to=before.status, reason=before.statusReason
+                    before.modelId,
+                    allowed_from=[target],
+                    to=before.status,
+                    reason=before.statusReason,
+                    changes=restore or None,
                 )
             except Exception:
                 logger.exception("reverting the model's status failed", extra={"model_id": before.modelId})

@@ -6,6 +6,7 @@ Stricter than LISA where LISA is weak: see ``LISA-PAYLOADS.md``.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -51,6 +52,14 @@ SUPPORTED_INSTANCE_TYPES: dict[str, int] = {
 
 #: Environment value that removes a variable in an update (LISA's convention).
 MARKED_FOR_DELETION = "LISA_MARKED_FOR_DELETION"
+
+#: A name a process environment accepts (the names of ``containerConfig.secrets``).
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A Secrets Manager secret ARN; ``name`` is the secret's name (with the 6-character suffix AWS
+#: appends, when given).
+SECRET_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:(?P<name>[A-Za-z0-9/_+=.@-]+)$"
+)
 
 ModelId = Annotated[
     str,
@@ -147,14 +156,49 @@ class ContainerHealthCheck(StrictModel):
     _command = field_validator("command")(_normalize_health_command)
 
 
+def _check_secrets(secrets: dict[str, str], *, removals: bool = False) -> dict[str, str]:
+    for name, arn in secrets.items():
+        if not ENV_NAME_PATTERN.fullmatch(name):
+            raise ValueError(
+                f"'{name}' is not a valid environment variable name (letters, digits, '_'; not a digit first)"
+            )
+        if removals and arn == MARKED_FOR_DELETION:
+            continue
+        if not SECRET_ARN_PATTERN.fullmatch(arn):
+            raise ValueError(f"{name}: the value must be a Secrets Manager secret ARN")
+    return secrets
+
+
+def secret_name_of(arn: str) -> str:
+    """The secret name part of a Secrets Manager ARN (``SECRET_ARN_PATTERN``)."""
+    match = SECRET_ARN_PATTERN.fullmatch(arn)
+    if match is None:
+        raise ValueError(f"not a Secrets Manager secret ARN: {arn}")
+    return match["name"]
+
+
 class ContainerConfig(StrictModel):
     image: ContainerImage
     sharedMemorySize: PositiveInt = 2048
     environment: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables read from Secrets Manager when the container starts: "
+        "{NAME: secretArn}. Only the ARN is stored; the secret's name must start with the "
+        "deployment's MODEL_SECRET_PREFIX followed by a path containing '/'.",
+    )
     healthCheckConfig: ContainerHealthCheck
     memoryReservation: PositiveInt | None = None
 
     _environment = field_validator("environment")(_check_env_names)
+    _secrets = field_validator("secrets")(_check_secrets)
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> ContainerConfig:
+        both = sorted(set(self.secrets) & set(self.environment))
+        if both:
+            raise ValueError(f"secrets: {', '.join(both)} also set in environment (set each name once)")
+        return self
 
 
 class MetricConfig(StrictModel):
@@ -282,6 +326,10 @@ class AutoScalingInstanceConfig(StrictModel):
 
 class ContainerConfigUpdate(StrictModel):
     environment: dict[str, str] | None = None
+    secrets: dict[str, str] | None = Field(
+        default=None,
+        description=f"{{NAME: secretArn}} to add or replace; {MARKED_FOR_DELETION} removes NAME.",
+    )
     sharedMemorySize: PositiveInt | None = None
     healthCheckCommand: list[str] | str | None = None
     healthCheckInterval: PositiveInt | None = None
@@ -294,10 +342,54 @@ class ContainerConfigUpdate(StrictModel):
     def _environment(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return None if value is None else _check_env_names(value)
 
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else _check_secrets(value, removals=True)
+
     @field_validator("healthCheckCommand")
     @classmethod
     def _command(cls, value: list[str] | str | None) -> list[str] | None:
         return None if value is None else _normalize_health_command(value)
+
+
+def _merge_variables(current: dict[str, str], update: dict[str, str] | None) -> dict[str, str]:
+    merged = dict(current)
+    for name, value in (update or {}).items():
+        if value == MARKED_FOR_DELETION:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
+def merge_container_config(current: ContainerConfig, update: ContainerConfigUpdate) -> ContainerConfig:
+    """Apply an update (``LISA_MARKED_FOR_DELETION`` removes a variable or a secret).
+
+    The result is validated again (a name set both as a variable and as a secret is a ValueError).
+    """
+    health = current.healthCheckConfig.model_copy(
+        update={
+            key: value
+            for key, value in {
+                "command": update.healthCheckCommand,
+                "interval": update.healthCheckInterval,
+                "timeout": update.healthCheckTimeout,
+                "startPeriod": update.healthCheckStartPeriod,
+                "retries": update.healthCheckRetries,
+            }.items()
+            if value is not None
+        }
+    )
+    merged = current.model_copy(
+        update={
+            "environment": _merge_variables(current.environment, update.environment),
+            "secrets": _merge_variables(current.secrets, update.secrets),
+            "healthCheckConfig": ContainerHealthCheck.model_validate(health.model_dump()),
+            "sharedMemorySize": update.sharedMemorySize or current.sharedMemorySize,
+        }
+    )
+    return ContainerConfig.model_validate(merged.model_dump())
 
 
 METADATA_UPDATE_FIELDS = ("modelDescription", "streaming", "allowedGroups", "features")
@@ -340,10 +432,50 @@ class ModelRecord(ModelDefinition):
     apiKeySecretArn: str | None = Field(default=None, exclude=True)
 
 
+#: What a caller who is not an administrator sees of a model (``ModelSummary``): how to call it and
+#: whether it is up, not how it is deployed (no image, environment, secrets, instance type, URLs,
+#: scaling, allowed groups or status reason).
+SUMMARY_FIELDS = (
+    "modelId",
+    "modelName",
+    "modelType",
+    "modelDescription",
+    "streaming",
+    "features",
+    "status",
+    "enabled",
+    "createdAt",
+    "updatedAt",
+)
+
+
+class ModelSummary(BaseModel):
+    """The reduced view of a model for callers who are not administrators."""
+
+    modelId: str
+    modelName: str
+    modelType: ModelType
+    modelDescription: str
+    streaming: bool
+    features: list[Feature]
+    status: ModelStatus
+    enabled: bool
+    createdAt: int = Field(description="Unix seconds")
+    updatedAt: int = Field(description="Unix seconds")
+
+    @classmethod
+    def of(cls, record: ModelRecord) -> ModelSummary:
+        return cls.model_validate(record.model_dump(include=set(SUMMARY_FIELDS)))
+
+
 class ModelResponse(BaseModel):
-    model: ModelRecord
+    model: ModelRecord | ModelSummary = Field(
+        description="The full record for administrators, the summary for everyone else."
+    )
 
 
 class ModelListResponse(BaseModel):
-    models: list[ModelRecord]
+    models: list[ModelRecord | ModelSummary] = Field(
+        description="Full records for administrators, summaries for everyone else."
+    )
     nextToken: str | None = Field(default=None, description="Pass back as the nextToken query parameter.")

@@ -13,6 +13,11 @@ class ModelSecrets:
         self._prefix = prefix
         self._client = client or boto3.client("secretsmanager")
 
+    @property
+    def prefix(self) -> str:
+        """``MODEL_SECRET_PREFIX``: every secret a model uses is named under it (IAM is scoped to it)."""
+        return self._prefix
+
     def name_for(self, model_id: str) -> str:
         return f"{self._prefix}{model_id}"
 

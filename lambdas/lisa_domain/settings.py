@@ -16,6 +16,14 @@ def required_env(name: str, needed_by: str = "") -> str:
     return value
 
 
+def flag_env(name: str, default: bool = False) -> bool:
+    """A boolean variable: ``true``/``1``/``yes``/``on`` (any case) are true; unset is ``default``."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("true", "1", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     models_table: str
@@ -28,6 +36,10 @@ class Settings:
     delete_state_machine_arn: str | None
     workflow_poll_seconds: int
     workflow_max_polls: int
+    #: External models' ``modelUrl`` may use http (``admin_api.model_url``).
+    model_url_allow_http: bool
+    #: Comma-separated CIDRs a ``modelUrl`` may resolve into although they are not public.
+    model_url_allowed_cidrs: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,6 +54,8 @@ class Settings:
             delete_state_machine_arn=os.environ.get("DELETE_MODEL_STATE_MACHINE_ARN") or None,
             workflow_poll_seconds=int(os.environ.get("WORKFLOW_POLL_SECONDS", "30")),
             workflow_max_polls=int(os.environ.get("WORKFLOW_MAX_POLLS", "120")),
+            model_url_allow_http=flag_env("MODEL_URL_ALLOW_HTTP"),
+            model_url_allowed_cidrs=os.environ.get("MODEL_URL_ALLOWED_CIDRS", ""),
         )
 
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
-from lisa_domain.errors import LisaError
+from lisa_domain.errors import TRANSIENT_AWS_ERROR_CODES, LisaError, Unavailable
 from lisa_domain.schema import ModelRecord, ModelStatus
 from workflow_steps.hosting import HostingFailed, Progress
 from workflow_steps.state import ExecutionState
@@ -14,6 +20,19 @@ from workflow_steps.state import ExecutionState
 
 class StepError(Exception):
     """What a failed step raises: the message says what was being done and why it failed."""
+
+
+class TransientStepError(StepError):
+    """A step failed for a reason that passes (throttling, a busy registry, a dropped connection):
+    the state machines retry it (``Retry`` on this name) before taking the failure path."""
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, Unavailable | EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
+        return True
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
+        TRANSIENT_AWS_ERROR_CODES
+    )
 
 
 class PollLimitExceeded(Exception):

@@ -7,7 +7,9 @@
 * update (``CleanupUpdate``): a new task definition revision is deregistered and the stack is
   returned to the previous settings if the update had already been applied.
 * ``MarkFailed``: unregister (a Failed model is never served) and set ``Failed`` with a
-  ``statusReason`` built from the error, in one conditional write.
+  ``statusReason`` built from the error, in one conditional write. Except after a failed
+  metadata-only update (no infrastructure touched, nothing unregistered): the model goes back to
+  the status it had before (``previousStatus``), still served if it was, with the reason.
 
 Cleanup only ever touches a model that is still in the status this execution put it in, so a
 stray execution cannot tear down a model someone else owns.
@@ -20,7 +22,7 @@ import json
 from typing import Any
 
 from lisa_domain.errors import Conflict, NotFound
-from lisa_domain.schema import TRANSIENT_STATES, ModelRecord, ModelStatus
+from lisa_domain.schema import TRANSIENT_STATES, UPDATABLE_STATES, ModelRecord, ModelStatus
 from workflow_steps import update
 from workflow_steps.common import poll, readable
 from workflow_steps.delete import delete_model_secret
@@ -115,7 +117,9 @@ def _error_message(error: dict[str, Any] | None) -> str:
     return str(error.get("Error", "unknown error"))
 
 
-def failure_reason(state: ExecutionState) -> str:
+def failure_reason(state: ExecutionState, restored: ModelStatus | None = None) -> str:
+    """Why the model failed and what to do; ``restored``: the status a metadata-only update's
+    failure put the model back in (see ``restorable_status``)."""
     operation = _operation(state)
     reason = f"{VERBS[operation]} failed: {_error_message(state.error)}"
     cleanup_error = state.cleanupError
@@ -131,14 +135,41 @@ def failure_reason(state: ExecutionState) -> str:
         )
     elif operation == "delete":
         hint = "Delete the model again to retry"
+    elif restored is not None:
+        hint = f"The update was not applied and the model is {restored.value} again; fix the cause and retry"
     else:
         hint = "The model is not served; delete it (and create it again), or fix the cause and delete it"
     return f"{reason.rstrip('.')}. {hint}."
 
 
+def restorable_status(services: Services, state: ExecutionState) -> ModelStatus | None:
+    """The status to put the model back in instead of Failed, or None.
+
+    Only after a metadata-only update (action ``update`` that touches no infrastructure; derived
+    from the record and the changes, so the execution-status backstop gets it right too): such an
+    update wrote nothing before it failed, and a served model stayed registered.
+    """
+    if state.operation != "update" or update.action_of(state) != "update":
+        return None
+    if state.previousStatus not in UPDATABLE_STATES:
+        return None
+    try:
+        record = services.registry.get(state.modelId)
+    except NotFound:
+        return None
+    return None if update.touches_infrastructure(record, state) else state.previousStatus
+
+
 def mark_failed(services: Services, state: ExecutionState) -> ExecutionState:
-    reason = failure_reason(state)
+    restored = restorable_status(services, state)
+    reason = failure_reason(state, restored)
     state.statusReason = reason
+    if restored is not None:
+        with contextlib.suppress(NotFound, Conflict):
+            services.registry.transition(
+                state.modelId, allowed_from=[_transient_status(state)], to=restored, reason=reason
+            )
+        return state
     # NotFound: gone; Conflict: no longer this execution's to fail (see _owned_model).
     with contextlib.suppress(NotFound, Conflict):
         services.registry.deregister(

@@ -3,6 +3,8 @@
 Step Functions invokes it with ``{"step": "<name>", "input": <execution state>}`` and uses the
 returned state as the next one. An exception becomes a ``StepError`` whose message names what was
 being done and why it failed; the state machine's Catch turns it into the model's ``statusReason``.
+A transient one (throttling, a busy registry) becomes a ``TransientStepError``, which every Task
+state retries (with jitter, bounded) before its Catch.
 EventBridge "Step Functions Execution Status Change" events go to the timeout/abort backstop.
 """
 
@@ -14,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from workflow_steps import create, delete, failure, update
-from workflow_steps.common import StepError, readable
+from workflow_steps.common import StepError, TransientStepError, is_transient, readable
 from workflow_steps.services import Services
 from workflow_steps.state import ExecutionState
 
@@ -75,7 +77,8 @@ def run_step(step: str, state: ExecutionState, using: Services) -> ExecutionStat
         return function(using, state)
     except Exception as error:
         logger.exception("workflow step failed", extra={"step": step, "model_id": state.modelId})
-        raise StepError(f"{description}: {readable(error)}") from error
+        kind = TransientStepError if is_transient(error) else StepError
+        raise kind(f"{description}: {readable(error)}") from error
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

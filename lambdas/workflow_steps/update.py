@@ -24,9 +24,9 @@ from lisa_domain.schema import (
     ContainerConfigUpdate,
     ModelRecord,
     ModelStatus,
+    merge_container_config,
 )
 from workflow_steps.common import expect_status, poll
-from workflow_steps.hosting.task_definition import merge_container_config
 from workflow_steps.services import Services
 from workflow_steps.state import ExecutionState
 
@@ -75,7 +75,8 @@ def _model(services: Services, state: ExecutionState) -> ModelRecord:
     return record
 
 
-def _touches_infrastructure(record: ModelRecord, state: ExecutionState) -> bool:
+def touches_infrastructure(record: ModelRecord, state: ExecutionState) -> bool:
+    """Whether the update changes running infrastructure (else it only rewrites the record)."""
     if not record.self_hosted:
         return False
     return action_of(state) != "update" or bool(
@@ -106,7 +107,7 @@ def start_update(services: Services, state: ExecutionState) -> ExecutionState:
         raise ValueError(
             f"model '{record.modelId}' is not self-hosted: it has no autoscaling or container settings"
         )
-    state.infrastructure = _touches_infrastructure(record, state)
+    state.infrastructure = touches_infrastructure(record, state)
     return state
 
 

@@ -15,15 +15,7 @@ import re
 from hashlib import sha256
 from typing import Any
 
-from lisa_domain.schema import (
-    MARKED_FOR_DELETION,
-    SUPPORTED_INSTANCE_TYPES,
-    ContainerConfig,
-    ContainerConfigUpdate,
-    ContainerHealthCheck,
-    InferenceContainer,
-    ModelRecord,
-)
+from lisa_domain.schema import SUPPORTED_INSTANCE_TYPES, InferenceContainer, ModelRecord
 
 CONTAINER_NAME = "model"
 CONTAINER_PORT = 8080
@@ -43,36 +35,6 @@ def resource_name(prefix: str, model_id: str) -> str:
     if cleaned != model_id:
         cleaned = f"{cleaned}-{sha256(model_id.encode()).hexdigest()[:6]}"
     return f"{prefix}{cleaned}"
-
-
-def merge_container_config(current: ContainerConfig, update: ContainerConfigUpdate) -> ContainerConfig:
-    """Apply an update (``LISA_MARKED_FOR_DELETION`` removes a variable)."""
-    environment = dict(current.environment)
-    for name, value in (update.environment or {}).items():
-        if value == MARKED_FOR_DELETION:
-            environment.pop(name, None)
-        else:
-            environment[name] = value
-    health = current.healthCheckConfig.model_copy(
-        update={
-            key: value
-            for key, value in {
-                "command": update.healthCheckCommand,
-                "interval": update.healthCheckInterval,
-                "timeout": update.healthCheckTimeout,
-                "startPeriod": update.healthCheckStartPeriod,
-                "retries": update.healthCheckRetries,
-            }.items()
-            if value is not None
-        }
-    )
-    return current.model_copy(
-        update={
-            "environment": environment,
-            "healthCheckConfig": ContainerHealthCheck.model_validate(health.model_dump()),
-            "sharedMemorySize": update.sharedMemorySize or current.sharedMemorySize,
-        }
-    )
 
 
 def _clamp(name: str, value: int) -> int:
@@ -126,6 +88,12 @@ def task_definition_request(
             "startPeriod": _clamp("startPeriod", health.startPeriod),
         },
     }
+    if config.secrets:
+        # ECS reads these with the task execution role when the container starts: the values are
+        # never in the task definition, the registry or the workflow input.
+        container["secrets"] = [
+            {"name": name, "valueFrom": arn} for name, arn in sorted(config.secrets.items())
+        ]
     if command:
         container["command"] = command
     if log_group_name:
