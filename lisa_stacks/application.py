@@ -10,6 +10,7 @@ Two cloud assemblies are produced:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -55,6 +56,10 @@ class Synthesized:
         result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return result
 
+    def templates_by_role(self) -> dict[str, dict[str, Any]]:
+        """``{"core" | "serve" | "model_hosting": template}``, independent of the deployment's name."""
+        return {role: self.template(name) for role, name in dataclasses.asdict(self.names).items()}
+
 
 def cdk_json_context() -> dict[str, Any]:
     """Feature flags from cdk.json, so ``python app.py`` synthesizes exactly what the CDK CLI would."""
@@ -81,7 +86,12 @@ def synthesize(context: dict[str, Any] | None = None, outdir: str | None = None)
     model_app = cdk.App(
         context=merged, outdir=str(Path(app.outdir) / MODEL_HOSTING_DIR), analytics_reporting=False
     )
-    ModelHostingStack(model_app, names.model_hosting, stack_name=names.model_hosting)
+    ModelHostingStack(
+        model_app,
+        names.model_hosting,
+        stack_name=names.model_hosting,
+        permissions_boundary_name=config.model_boundary_policy_name,
+    )
     attach_checks(model_app)
     model_assembly = model_app.synth()
     model_template = Path(model_assembly.get_stack_by_name(names.model_hosting).template_full_path)

@@ -48,3 +48,26 @@ def log_group(scope: Construct, construct_id: str, config: DeploymentConfig) -> 
         retention=RETENTION[config.logRetentionDays],
         removal_policy=removal_policy(config),
     )
+
+
+def env_bool(value: bool) -> str:
+    """A boolean as the runtime settings read it."""
+    return "true" if value else "false"
+
+
+def identity_settings(config: DeploymentConfig) -> dict[str, str]:
+    """Settings the authorizer and the serve app both apply when checking credentials."""
+    return {
+        "MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS": str(config.managementKey.previousVersionValidHours * 3600),
+        "OIDC_GROUPS_STRING": config.oidc.groupsClaimString,
+    }
+
+
+def model_secrets_arn(stack: cdk.Stack, config: DeploymentConfig) -> str:
+    """Every secret named under the deployment's model secret prefix."""
+    return stack.format_arn(
+        service="secretsmanager",
+        resource="secret",
+        resource_name=f"{config.model_secret_prefix}*",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )

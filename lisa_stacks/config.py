@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = "config/deployment.yaml"
@@ -129,6 +137,8 @@ class OidcConfig(_Strict):
     clientId: NonEmptyStr
     usernameClaim: NonEmptyStr = "sub"
     groupsClaim: Annotated[str, StringConstraints(pattern=r"^[^.\s]+(\.[^.\s]+)*$")] = "cognito:groups"
+    #: A groups claim that is a string, not a list: ``one-group`` (one group name) or ``reject`` (no groups).
+    groupsClaimString: Literal["one-group", "reject"] = "one-group"
 
 
 class ThrottlingConfig(_Strict):
@@ -145,6 +155,15 @@ class TokensConfig(_Strict):
     maxLifetimeDays: Annotated[int, Field(ge=1, le=3650)] = 90
 
 
+class RequestLimitsConfig(_Strict):
+    """Per-request bounds the serve app enforces (LISA_SERVE_MAX_*)."""
+
+    maxN: Annotated[int, Field(ge=1, le=128)] = 8
+    maxBestOf: Annotated[int, Field(ge=1, le=128)] = 8
+    maxTokens: Annotated[int, Field(ge=1, le=1_048_576)] = 32768
+    maxGuidedDecodingBytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 65536
+
+
 class ServeConfig(_Strict):
     desiredCount: Annotated[int, Field(ge=2)] = 2
     minTasks: Annotated[int, Field(ge=2)] = 2
@@ -156,6 +175,11 @@ class ServeConfig(_Strict):
         Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")]
         | None
     ) = None
+    #: Without a certificate the listener is plain HTTP: synthesis refuses that unless this is true.
+    allowInsecureHttp: bool = False
+    #: Whether the serve API accepts the management key (the admin API always does).
+    allowManagementKey: bool = False
+    requestLimits: RequestLimitsConfig = RequestLimitsConfig()
 
     @model_validator(mode="after")
     def _valid(self) -> ServeConfig:
@@ -186,6 +210,26 @@ class WorkflowConfig(_Strict):
         return self
 
 
+class ManagementKeyConfig(_Strict):
+    #: How long the previous key (AWSPREVIOUS) stays valid after a rotation created the current one.
+    previousVersionValidHours: Annotated[int, Field(ge=0, le=8760)] = 24
+
+
+def _check_any_cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a CIDR block: {exc}") from exc
+    return value
+
+
+class ModelUrlPolicyConfig(_Strict):
+    """Which ``modelUrl`` values the admin API accepts (MODEL_URL_ALLOW_HTTP, MODEL_URL_ALLOWED_CIDRS)."""
+
+    allowHttp: bool = False
+    allowedCidrs: list[Annotated[str, AfterValidator(_check_any_cidr)]] = []
+
+
 class DeploymentConfig(_Strict):
     deploymentName: Name
     stage: Name
@@ -203,9 +247,22 @@ class DeploymentConfig(_Strict):
     workflow: WorkflowConfig = WorkflowConfig()
     logRetentionDays: int = 90
     managementKeyRotationDays: Annotated[int, Field(ge=1, le=365)] = 30
+    managementKey: ManagementKeyConfig = ManagementKeyConfig()
+    modelUrlPolicy: ModelUrlPolicyConfig = ModelUrlPolicyConfig()
 
     @model_validator(mode="after")
-    def _retention(self) -> DeploymentConfig:
+    def _cross_field(self) -> DeploymentConfig:
+        # Checked here, not in ServeConfig, so that a file without a serve section reports it too.
+        if self.serve.certificateArn is None and not self.serve.allowInsecureHttp:
+            raise ValueError(
+                "serve.certificateArn is required: without it the serve API listens on plain HTTP and "
+                "credentials cross the network unencrypted; set serve.allowInsecureHttp: true to accept that"
+            )
+        if self.managementKey.previousVersionValidHours > self.managementKeyRotationDays * 24:
+            raise ValueError(
+                "managementKey.previousVersionValidHours must be at most managementKeyRotationDays * 24: "
+                "the next rotation replaces the previous version anyway"
+            )
         if self.logRetentionDays not in LOG_RETENTION_DAYS:
             raise ValueError(
                 f"logRetentionDays {self.logRetentionDays} is not a CloudWatch Logs retention; "
@@ -229,6 +286,11 @@ class DeploymentConfig(_Strict):
     @property
     def model_stack_prefix(self) -> str:
         return f"{self.prefix}-model-"
+
+    @property
+    def model_boundary_policy_name(self) -> str:
+        """The managed policy every role a model stack creates must carry as its permissions boundary."""
+        return f"{self.prefix}-model-role-boundary"
 
 
 def _location(error: dict[str, Any]) -> str:

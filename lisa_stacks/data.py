@@ -15,15 +15,12 @@ from lisa_stacks.lambda_code import LisaFunction
 
 TOKENS_BY_TOKEN_ID = "byTokenId"
 TOKENS_BY_USERNAME = "byUsername"
-READ_ACTIONS = (
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:Scan",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DescribeTable",
-)
-WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+#: What lisa_domain.registry and lisa_domain.tokens call (registry writes are TransactWriteItems of
+#: Put/Update/Delete, which IAM authorizes per item); tests/infra/test_lambda_permissions.py checks it.
+MODELS_READ = ("dynamodb:GetItem", "dynamodb:Scan")
+MODELS_WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+TOKENS_READ = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
+TOKENS_WRITE = ("dynamodb:PutItem", "dynamodb:DeleteItem")
 
 
 class Data(Construct):
@@ -118,7 +115,7 @@ class Data(Construct):
         table = self.tokens_table
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=[*READ_ACTIONS, *(WRITE_ACTIONS if write else ())],
+                actions=[*TOKENS_READ, *(TOKENS_WRITE if write else ())],
                 resources=[
                     table.table_arn,
                     *(f"{table.table_arn}/index/{name}" for name in (TOKENS_BY_TOKEN_ID, TOKENS_BY_USERNAME)),
@@ -130,7 +127,7 @@ class Data(Construct):
     def grant_models(self, role: iam.IRole, *, write: bool) -> None:
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=[*READ_ACTIONS, *(WRITE_ACTIONS if write else ())],
+                actions=[*MODELS_READ, *(MODELS_WRITE if write else ())],
                 resources=[self.models_table.table_arn],
             )
         )
@@ -139,7 +136,7 @@ class Data(Construct):
     def grant_management_key_read(self, role: iam.IRole) -> None:
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                actions=["secretsmanager:GetSecretValue"],
                 resources=[self.management_key.secret_arn],
             )
         )

@@ -9,19 +9,36 @@ workflow steps). The task definition is NOT part of the stack: container setting
 from __future__ import annotations
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from lisa_stacks.nag import acknowledge
 
 CONTAINER_NAME = "model"
 LISTENER_PORT = 80
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+#: The ECS container agent's calls on its own cluster, and those without resource-level permissions.
+#: Together they are also the permissions boundary every model stack role must carry.
+INSTANCE_CLUSTER_ACTIONS = (
+    "ecs:RegisterContainerInstance",
+    "ecs:DeregisterContainerInstance",
+    "ecs:SubmitContainerStateChange",
+    "ecs:SubmitTaskStateChange",
+)
+INSTANCE_UNSCOPED_ACTIONS = (
+    "ecs:DiscoverPollEndpoint",
+    "ecs:Poll",
+    "ecs:StartTelemetrySession",
+    "ecs:SubmitAttachmentStateChanges",
+    "ecs:UpdateContainerInstancesState",
+    "ec2:DescribeTags",
+)
 #: Model containers download and load weights before they answer health checks.
 HEALTH_CHECK_GRACE_SECONDS = 900
 
@@ -46,7 +63,7 @@ PARAMETER_NAMES = (
     "EstimatedInstanceWarmup",
     "VpcId",
     "SubnetIds",
-    "VpcCidr",
+    "ServeSecurityGroupId",
 )
 OUTPUT_NAMES = (
     "EndpointUrl",
@@ -58,8 +75,24 @@ OUTPUT_NAMES = (
 )
 
 
+@jsii.implements(cdk.IAspect)
+class PermissionsBoundary:
+    """Sets the permissions boundary on every role of the stack (the stack role requires it)."""
+
+    def __init__(self, policy_name: str) -> None:
+        self.policy_name = policy_name
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, iam.CfnRole):
+            node.permissions_boundary = cdk.Fn.sub(
+                "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/" + self.policy_name
+            )
+
+
 class ModelHostingStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, permissions_boundary_name: str, **kwargs: object
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -70,6 +103,7 @@ class ModelHostingStack(cdk.Stack):
             **kwargs,  # type: ignore[arg-type]
         )
         p = self._parameters()
+        cdk.Aspects.of(self).add(PermissionsBoundary(permissions_boundary_name))
 
         cluster = ecs.CfnCluster(
             self,
@@ -79,19 +113,19 @@ class ModelHostingStack(cdk.Stack):
             ],
         )
 
-        # Security groups: the ALB listens only to the VPC; instances accept only the ALB on dynamic ports.
+        # Security groups: the ALB admits only the serve tasks; instances only the ALB on dynamic ports.
         alb_sg = ec2.CfnSecurityGroup(
             self,
             "LoadBalancerSecurityGroup",
-            group_description="LISA model load balancer: HTTP from inside the VPC only",
+            group_description="LISA model load balancer: HTTP from the serve tasks only",
             vpc_id=p["VpcId"].value_as_string,
             security_group_ingress=[
                 ec2.CfnSecurityGroup.IngressProperty(
                     ip_protocol="tcp",
                     from_port=LISTENER_PORT,
                     to_port=LISTENER_PORT,
-                    cidr_ip=p["VpcCidr"].value_as_string,
-                    description="HTTP from the VPC (the serve tasks)",
+                    source_security_group_id=p["ServeSecurityGroupId"].value_as_string,
+                    description="HTTP from the serve tasks",
                 )
             ],
         )
@@ -143,24 +177,12 @@ class ModelHostingStack(cdk.Stack):
                         "Statement": [
                             {
                                 "Effect": "Allow",
-                                "Action": [
-                                    "ecs:RegisterContainerInstance",
-                                    "ecs:DeregisterContainerInstance",
-                                    "ecs:SubmitContainerStateChange",
-                                    "ecs:SubmitTaskStateChange",
-                                ],
+                                "Action": list(INSTANCE_CLUSTER_ACTIONS),
                                 "Resource": cluster.attr_arn,
                             },
                             {
                                 "Effect": "Allow",
-                                "Action": [
-                                    "ecs:DiscoverPollEndpoint",
-                                    "ecs:Poll",
-                                    "ecs:StartTelemetrySession",
-                                    "ecs:SubmitAttachmentStateChanges",
-                                    "ecs:UpdateContainerInstancesState",
-                                    "ec2:DescribeTags",
-                                ],
+                                "Action": list(INSTANCE_UNSCOPED_ACTIONS),
                                 "Resource": "*",
                             },
                         ],
@@ -374,7 +396,7 @@ class ModelHostingStack(cdk.Stack):
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value).override_logical_id(name)
 
-        self._acknowledge(instance_role, load_balancer, asg, alb_sg)
+        self._acknowledge(instance_role, load_balancer, asg)
 
     def _parameters(self) -> dict[str, cdk.CfnParameter]:
         def param(name: str, type_: str = "String", **kwargs: object) -> cdk.CfnParameter:
@@ -450,10 +472,10 @@ class ModelHostingStack(cdk.Stack):
                 "List<AWS::EC2::Subnet::Id>",
                 description="Private subnets for instances and the ALB",
             ),
-            "VpcCidr": param(
-                "VpcCidr",
-                allowed_pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$",
-                description="CIDR allowed to reach the internal load balancer",
+            "ServeSecurityGroupId": param(
+                "ServeSecurityGroupId",
+                "AWS::EC2::SecurityGroup::Id",
+                description="Security group of the serve tasks: the only source the load balancer admits",
             ),
             "ImageId": param(
                 "ImageId",
@@ -469,7 +491,6 @@ class ModelHostingStack(cdk.Stack):
         instance_role: iam.CfnRole,
         load_balancer: elbv2.CfnLoadBalancer,
         asg: autoscaling.CfnAutoScalingGroup,
-        alb_sg: ec2.CfnSecurityGroup,
     ) -> None:
         acknowledge(
             load_balancer,
@@ -488,12 +509,6 @@ class ModelHostingStack(cdk.Stack):
             "AwsSolutions-AS1",
             "The cooldown is set, from the Cooldown parameter; cdk-nag cannot evaluate a parameter "
             "reference and reports a rule error instead.",
-        )
-        acknowledge(
-            alb_sg,
-            "AwsSolutions-EC23",
-            "The only ingress rule's CIDR is the VpcCidr parameter (the VPC's own CIDR, passed by the "
-            "workflow from the deployment), which cdk-nag cannot resolve; it is never a public range.",
         )
         acknowledge(
             instance_role,

@@ -11,8 +11,8 @@ from lisa_stacks.config import DeploymentConfig
 
 class Network(Construct):
     vpc: ec2.IVpc
-    vpc_cidr: str
     private_subnets: ec2.SelectedSubnets
+    serve_security_group: ec2.SecurityGroup
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, construct_id)
@@ -40,7 +40,6 @@ class Network(Construct):
                 traffic_type=ec2.FlowLogTrafficType.ALL,
             )
             self.vpc = vpc
-            self.vpc_cidr = create.cidr
         else:
             imported = config.vpc.import_
             assert imported is not None  # the config validator guarantees exactly one
@@ -53,5 +52,13 @@ class Network(Construct):
                 private_subnet_ids=imported.privateSubnetIds,
                 public_subnet_ids=imported.publicSubnetIds,
             )
-            self.vpc_cidr = imported.vpcCidr
         self.private_subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        # The serve tasks' group lives here (not in the serve stack) so the workflow Lambda can hand
+        # it to model stacks (ServeSecurityGroupId) without the core stack depending on the serve stack.
+        self.serve_security_group = ec2.SecurityGroup(
+            self,
+            "ServeSecurityGroup",
+            vpc=self.vpc,
+            description=f"LISA {config.prefix} serve tasks (the only source model load balancers admit)",
+            allow_all_outbound=True,
+        )

@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
-from lisa_stacks.common import log_group, removal_policy
+from lisa_stacks.common import env_bool, identity_settings, log_group, model_secrets_arn, removal_policy
 from lisa_stacks.config import REPO_ROOT, DeploymentConfig
 from lisa_stacks.data import Data
 from lisa_stacks.nag import acknowledge, acknowledge_wildcards, nag_arn
@@ -19,6 +19,7 @@ from lisa_stacks.network import Network
 
 CONTAINER_PORT = 8080
 ALB_IDLE_TIMEOUT_SECONDS = 600
+HEALTH_CHECK_PATH = "/health"
 ACCESS_LOG_PREFIX = "serve"
 DOCKERFILE = "litellm_container/Dockerfile"
 #: The image's build context is the repository root, narrowed to what the Dockerfile can use.
@@ -80,7 +81,7 @@ class Serve(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        oidc = config.oidc
+        oidc, limits = config.oidc, serve.requestLimits
         task_definition.add_container(
             "serve",
             image=ecs.ContainerImage.from_asset(
@@ -108,12 +109,24 @@ class Serve(Construct):
                 "AWS_DEFAULT_REGION": stack.region,
                 # Outlive the ALB's idle connections, or the ALB may reuse one uvicorn has closed (502).
                 "LISA_SERVE_KEEP_ALIVE_SECONDS": str(ALB_IDLE_TIMEOUT_SECONDS + 20),
+                "LISA_SERVE_MAX_N": str(limits.maxN),
+                "LISA_SERVE_MAX_BEST_OF": str(limits.maxBestOf),
+                "LISA_SERVE_MAX_TOKENS": str(limits.maxTokens),
+                "LISA_SERVE_MAX_GUIDED_BYTES": str(limits.maxGuidedDecodingBytes),
+                "LISA_SERVE_ALLOW_MANAGEMENT_KEY": env_bool(serve.allowManagementKey),
+                **identity_settings(config),
             },
             # Longer than the app's graceful shutdown (LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS, 25 s).
             stop_timeout=cdk.Duration.seconds(35),
         )
         self._grant_task_role(task_definition.task_role, stack, config, data)
 
+        # The tasks' group is created in the core stack, so model stacks can admit exactly it. Imported
+        # immutable here: CDK would otherwise put the load-balancer rule into the core stack (a cycle);
+        # the rule is added below, in this stack.
+        service_group = ec2.SecurityGroup.from_security_group_id(
+            self, "ServiceSecurityGroup", network.serve_security_group.security_group_id, mutable=False
+        )
         self.service = ecs.FargateService(
             self,
             "Service",
@@ -125,6 +138,7 @@ class Serve(Construct):
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             assign_public_ip=False,
+            security_groups=[service_group],
             health_check_grace_period=cdk.Duration.seconds(120),
         )
         scaling = self.service.auto_scale_task_count(min_capacity=serve.minTasks, max_capacity=serve.maxTasks)
@@ -160,11 +174,22 @@ class Serve(Construct):
             targets=[self.service],
             deregistration_delay=cdk.Duration.seconds(30),
             health_check=elbv2.HealthCheck(
-                # Readiness: 200 only once the replica has loaded the model registry.
-                path="/health/ready",
+                # Liveness only: a registry outage must not make the ALB drain every replica at once
+                # (readiness and staleness are reported by /health/ready, not used for routing).
+                path=HEALTH_CHECK_PATH,
                 healthy_http_codes="200",
                 interval=cdk.Duration.seconds(15),
             ),
+        )
+        ec2.CfnSecurityGroupIngress(
+            self,
+            "ServiceFromLoadBalancer",
+            group_id=service_group.security_group_id,
+            source_security_group_id=self.load_balancer.connections.security_groups[0].security_group_id,
+            ip_protocol="tcp",
+            from_port=CONTAINER_PORT,
+            to_port=CONTAINER_PORT,
+            description="Serve container port from the serve load balancer",
         )
         self.url = cdk.Fn.join(
             "",
@@ -265,15 +290,8 @@ class Serve(Construct):
         data.grant_management_key_read(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                resources=[
-                    stack.format_arn(
-                        service="secretsmanager",
-                        resource="secret",
-                        resource_name=f"{config.model_secret_prefix}*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[model_secrets_arn(stack, config)],
             )
         )
         role.add_to_principal_policy(

@@ -9,6 +9,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from lisa_stacks.admin_api import AdminApi
+from lisa_stacks.common import env_bool, identity_settings, model_secrets_arn
 from lisa_stacks.config import DeploymentConfig
 from lisa_stacks.data import Data
 from lisa_stacks.lambda_code import LisaFunction, lambda_code
@@ -70,6 +71,7 @@ class CoreStack(cdk.Stack):
                 "OIDC_CLIENT_ID": config.oidc.clientId,
                 "OIDC_USERNAME_CLAIM": config.oidc.usernameClaim,
                 "OIDC_GROUPS_CLAIM": config.oidc.groupsClaim,
+                **identity_settings(config),
             },
         )
         self.data.grant_tokens(self.authorizer_function.role, write=False)
@@ -92,6 +94,8 @@ class CoreStack(cdk.Stack):
                 "WORKFLOW_POLL_SECONDS": str(config.workflow.pollSeconds),
                 "WORKFLOW_MAX_POLLS": str(config.workflow.maxPolls),
                 "TOKEN_MAX_LIFETIME_DAYS": str(config.tokens.maxLifetimeDays),
+                "MODEL_URL_ALLOW_HTTP": env_bool(config.modelUrlPolicy.allowHttp),
+                "MODEL_URL_ALLOWED_CIDRS": ",".join(config.modelUrlPolicy.allowedCidrs),
             },
         )
         self.data.grant_models(self.admin_function.role, write=True)
@@ -100,21 +104,13 @@ class CoreStack(cdk.Stack):
             machine.grant_start_execution(self.admin_function.role)
         self.admin_function.role.add_to_policy(
             cdk.aws_iam.PolicyStatement(
+                # TagResource: CreateSecret with Tags needs it too.
                 actions=[
                     "secretsmanager:CreateSecret",
-                    "secretsmanager:PutSecretValue",
                     "secretsmanager:DeleteSecret",
-                    "secretsmanager:DescribeSecret",
                     "secretsmanager:TagResource",
                 ],
-                resources=[
-                    self.format_arn(
-                        service="secretsmanager",
-                        resource="secret",
-                        resource_name=f"{config.model_secret_prefix}*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
+                resources=[model_secrets_arn(self, config)],
             )
         )
         acknowledge_wildcards(

@@ -13,10 +13,11 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lisa_stacks.common import log_group
+from lisa_stacks.common import log_group, model_secrets_arn
 from lisa_stacks.config import REPO_ROOT, DeploymentConfig
 from lisa_stacks.data import Data
 from lisa_stacks.lambda_code import LisaFunction
+from lisa_stacks.model_hosting_stack import INSTANCE_CLUSTER_ACTIONS, INSTANCE_UNSCOPED_ACTIONS
 from lisa_stacks.nag import acknowledge_wildcards, nag_arn
 from lisa_stacks.network import Network
 
@@ -61,7 +62,7 @@ class Workflows(Construct):
             self,
             "ModelTaskExecutionRole",
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="LISA model containers: pull images, write logs",
+            description="LISA model containers: pull images, write logs, resolve container secrets",
         )
         self.task_execution_role.add_to_policy(
             iam.PolicyStatement(
@@ -82,10 +83,22 @@ class Workflows(Construct):
                 resources=[stack.format_arn(service="ecr", resource="repository", resource_name="*")],
             )
         )
+        # containerConfig.secrets {NAME: secretArn} become task-definition secrets, which ECS resolves
+        # with this role; the admin API accepts only secrets under the model secret prefix.
+        self.task_execution_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[model_secrets_arn(stack, config)],
+            )
+        )
         acknowledge_wildcards(
             self.task_execution_role,
             {
                 "Resource::*": "ecr:GetAuthorizationToken does not support resource-level permissions.",
+                f"Resource::{nag_arn('secretsmanager', f'secret:{config.model_secret_prefix}*')}": (
+                    "Container secrets are chosen per model at run time; ECS may resolve only secrets "
+                    "named under this deployment's model secret prefix (read only)."
+                ),
                 f"Resource::{nag_arn('ecr', 'repository/*')}": "Administrators choose each model's image "
                 "at run time; it may come from any ECR repository of this account (pull actions only).",
             },
@@ -97,6 +110,27 @@ class Workflows(Construct):
             description="LISA model containers: no AWS access (inference servers need none)",
         )
 
+        # The most any role a model stack creates may do: model stacks must attach it (iam:CreateRole and
+        # the policy actions below require it), so a model template cannot mint a broader role.
+        self.model_role_boundary = iam.ManagedPolicy(
+            self,
+            "ModelRoleBoundary",
+            managed_policy_name=config.model_boundary_policy_name,
+            description="Permissions boundary of roles created by LISA model stacks (ECS container instances)",
+            statements=[
+                iam.PolicyStatement(
+                    actions=[*INSTANCE_CLUSTER_ACTIONS, *INSTANCE_UNSCOPED_ACTIONS], resources=["*"]
+                ),
+            ],
+        )
+        acknowledge_wildcards(
+            self.model_role_boundary,
+            {
+                "Resource::*": "A permissions boundary caps actions only; the model stack's instance role "
+                "scopes each action to its own cluster where the action supports resource scoping.",
+            },
+        )
+
         # CloudFormation creates model stacks with this role, so the step Lambda itself cannot.
         self.model_stack_role = iam.Role(
             self,
@@ -104,7 +138,7 @@ class Workflows(Construct):
             assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
             description=f"CloudFormation service role for the {prefix}* model stacks",
         )
-        self._grant_model_stack_resources(self.model_stack_role, stack, prefix)
+        self._grant_model_stack_resources(self.model_stack_role, stack, prefix, self.model_role_boundary)
         owned = "created by model stacks at run time; scoped to this deployment's model stack name prefix."
         acknowledge_wildcards(
             self.model_stack_role,
@@ -145,14 +179,14 @@ class Workflows(Construct):
                 "MODEL_STACK_ROLE_ARN": self.model_stack_role.role_arn,
                 "MODEL_VPC_ID": network.vpc.vpc_id,
                 "MODEL_SUBNET_IDS": cdk.Fn.join(",", network.private_subnets.subnet_ids),
-                "MODEL_VPC_CIDR": network.vpc_cidr,
+                "SERVE_SECURITY_GROUP_ID": network.serve_security_group.security_group_id,
                 "MODEL_TASK_EXECUTION_ROLE_ARN": self.task_execution_role.role_arn,
                 "MODEL_TASK_ROLE_ARN": self.task_role.role_arn,
                 "MODEL_LOG_GROUP_NAME": self.model_log_group.log_group_name,
                 "HOSTING_BACKEND": "ecs",
             },
-            wildcard_reason="ECS task definition (de)registration, ELB/ASG/EC2 describes and Application "
-            "Auto Scaling target registration do not support resource-level permissions.",
+            wildcard_reason="ECS task definition registration, deregistration and listing do not support "
+            "resource-level permissions.",
         )
         self._grant_steps(config, stack, prefix, data, model_template)
 
@@ -212,24 +246,40 @@ class Workflows(Construct):
         data: Data,
         model_template: s3_assets.Asset,
     ) -> None:
+        """Exactly the calls ``workflow_steps`` makes (tests/infra/test_lambda_permissions.py checks it)."""
         role = self.step_function.role
         data.grant_models(role, write=True)
         stacks_arn = stack.format_arn(
             service="cloudformation", resource="stack", resource_name=f"{prefix}*/*"
         )
+        # Stacks are created and updated only from the synthesized model template, only with the
+        # model stack role (which can create nothing but what that template needs).
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=[
-                    "cloudformation:CreateStack",
-                    "cloudformation:UpdateStack",
-                    "cloudformation:DeleteStack",
-                    "cloudformation:DescribeStacks",
-                    "cloudformation:DescribeStackEvents",
-                    "cloudformation:DescribeStackResources",
-                ],
+                actions=["cloudformation:CreateStack", "cloudformation:UpdateStack"],
+                resources=[stacks_arn],
+                conditions={
+                    "StringEquals": {
+                        "cloudformation:TemplateUrl": model_template.http_url,
+                        "cloudformation:RoleArn": self.model_stack_role.role_arn,
+                    }
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DeleteStack"],
+                resources=[stacks_arn],
+                conditions={"StringEquals": {"cloudformation:RoleArn": self.model_stack_role.role_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"],
                 resources=[stacks_arn],
             )
         )
+        # CloudFormation reads TemplateURL with the caller's credentials.
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
@@ -255,69 +305,31 @@ class Workflows(Construct):
                 actions=[
                     "ecs:RegisterTaskDefinition",
                     "ecs:DeregisterTaskDefinition",
-                    "ecs:DescribeTaskDefinition",
                     "ecs:ListTaskDefinitions",
-                    "elasticloadbalancing:DescribeLoadBalancers",
-                    "elasticloadbalancing:DescribeTargetGroups",
-                    "elasticloadbalancing:DescribeTargetHealth",
-                    "autoscaling:DescribeAutoScalingGroups",
-                    "application-autoscaling:DescribeScalableTargets",
-                    "application-autoscaling:RegisterScalableTarget",
-                    "ec2:DescribeInstances",
                 ],
                 resources=["*"],
             )
         )
-        cluster_arn = stack.format_arn(service="ecs", resource="cluster", resource_name=f"{prefix}*")
-        service_arn = stack.format_arn(service="ecs", resource="service", resource_name=f"{prefix}*/*")
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["ecs:DescribeServices", "ecs:UpdateService"], resources=[cluster_arn, service_arn]
+                actions=["ecs:DescribeServices"],
+                resources=[stack.format_arn(service="ecs", resource="service", resource_name=f"{prefix}*/*")],
             )
-        )
-        asg_arn = stack.format_arn(
-            service="autoscaling",
-            resource="autoScalingGroup",
-            resource_name=f"*:autoScalingGroupName/{prefix}*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["autoscaling:UpdateAutoScalingGroup", "autoscaling:SetDesiredCapacity"],
-                resources=[asg_arn],
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
+                resources=[model_secrets_arn(stack, config)],
             )
-        )
-        secrets_arn = stack.format_arn(
-            service="secretsmanager",
-            resource="secret",
-            resource_name=f"{config.model_secret_prefix}*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "secretsmanager:DescribeSecret",
-                    "secretsmanager:GetSecretValue",
-                    "secretsmanager:DeleteSecret",
-                ],
-                resources=[secrets_arn],
-            )
-        )
-        cluster_reason = (
-            "Model clusters and services are created at run time, one stack per model; scoped to "
-            "names starting with this deployment's model stack prefix."
         )
         acknowledge_wildcards(
             role,
             {
                 f"Resource::{nag_arn('cloudformation', f'stack/{prefix}*/*')}": "Model stacks are created at "
                 "run time, one per model; scoped to stacks named with this deployment's model stack prefix.",
-                f"Resource::{nag_arn('ecs', f'cluster/{prefix}*')}": cluster_reason,
-                f"Resource::{nag_arn('ecs', f'service/{prefix}*/*')}": cluster_reason,
-                f"Resource::{nag_arn('autoscaling', f'autoScalingGroup:*:autoScalingGroupName/{prefix}*')}": (
-                    "Model instance groups are created at run time by model stacks; scoped to group names "
-                    "starting with this deployment's model stack prefix (the group id part is unknown)."
-                ),
+                f"Resource::{nag_arn('ecs', f'service/{prefix}*/*')}": "Model services are created at run "
+                "time, one stack per model; scoped to names starting with this deployment's model stack "
+                "prefix.",
                 f"Resource::{nag_arn('secretsmanager', f'secret:{config.model_secret_prefix}*')}": (
                     "Per-model provider-key secrets are created at run time; the workflow reads and deletes "
                     "only secrets under this deployment's model secret name prefix."
@@ -325,7 +337,9 @@ class Workflows(Construct):
             },
         )
 
-    def _grant_model_stack_resources(self, role: iam.Role, stack: cdk.Stack, prefix: str) -> None:
+    def _grant_model_stack_resources(
+        self, role: iam.Role, stack: cdk.Stack, prefix: str, boundary: iam.ManagedPolicy
+    ) -> None:
         """What CloudFormation needs to create, update and delete one ModelHostingStack."""
         role.add_to_policy(
             iam.PolicyStatement(
@@ -417,15 +431,21 @@ class Workflows(Construct):
                 ],
             )
         )
+        roles_arn = stack.format_arn(service="iam", region="", resource="role", resource_name=f"{prefix}*")
+        # Only roles that carry the boundary: creating one, or changing its inline policies.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+                resources=[roles_arn],
+                conditions={"StringEquals": {"iam:PermissionsBoundary": boundary.managed_policy_arn}},
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
-                    "iam:CreateRole",
                     "iam:DeleteRole",
                     "iam:GetRole",
                     "iam:TagRole",
-                    "iam:PutRolePolicy",
-                    "iam:DeleteRolePolicy",
                     "iam:GetRolePolicy",
                     "iam:CreateInstanceProfile",
                     "iam:DeleteInstanceProfile",
@@ -434,7 +454,7 @@ class Workflows(Construct):
                     "iam:RemoveRoleFromInstanceProfile",
                 ],
                 resources=[
-                    stack.format_arn(service="iam", region="", resource="role", resource_name=f"{prefix}*"),
+                    roles_arn,
                     stack.format_arn(
                         service="iam", region="", resource="instance-profile", resource_name=f"{prefix}*"
                     ),

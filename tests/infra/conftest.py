@@ -8,6 +8,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from lisa_stacks.application import Synthesized, synthesize
+from lisa_stacks.config import EXAMPLE_CONFIG_PATH
 
 SKIP_BUNDLING: dict[str, list[str]] = {"aws:cdk:bundling-stacks": []}
 
@@ -25,7 +26,12 @@ def _node() -> None:
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     _node()
-    return synthesize(context=SKIP_BUNDLING, outdir=str(tmp_path_factory.mktemp("cdk.out")))
+    # Always the checked-in example (never an operator's config/deployment.yaml): reproducible, and
+    # the config the upgrade baseline is made from.
+    return synthesize(
+        context={**SKIP_BUNDLING, "config": EXAMPLE_CONFIG_PATH},
+        outdir=str(tmp_path_factory.mktemp("cdk.out")),
+    )
 
 
 @pytest.fixture(scope="session")

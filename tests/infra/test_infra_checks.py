@@ -122,7 +122,14 @@ def test_imported_vpc_kms_destroy_https_variant_synthesizes_clean(tmp_path: Path
         },
         "encryption": "customer-managed",
         "removalPolicy": "destroy",
-        "serve": {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc"},
+        "serve": {
+            "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+            "allowManagementKey": True,
+            "requestLimits": {"maxN": 2, "maxBestOf": 3, "maxTokens": 4096, "maxGuidedDecodingBytes": 2048},
+        },
+        "oidc": {**_example()["oidc"], "groupsClaimString": "reject"},
+        "managementKey": {"previousVersionValidHours": 2},
+        "modelUrlPolicy": {"allowHttp": True, "allowedCidrs": ["10.0.0.0/8", "fd00::/8"]},
     }
     path = tmp_path / "variant.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -140,6 +147,34 @@ def test_imported_vpc_kms_destroy_https_variant_synthesizes_clean(tmp_path: Path
     assert steps["MODEL_VPC_ID"] == "vpc-0123456789abcdef0"
     assert steps["MODEL_SUBNET_IDS"] == "subnet-0123456789abcdef0,subnet-0123456789abcdef1"
     serve = result.template(result.names.serve)
+    (task,) = [r for r in serve["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    environment = {
+        e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]
+    }
+    assert {
+        "LISA_SERVE_MAX_N": "2",
+        "LISA_SERVE_MAX_BEST_OF": "3",
+        "LISA_SERVE_MAX_TOKENS": "4096",
+        "LISA_SERVE_MAX_GUIDED_BYTES": "2048",
+        "LISA_SERVE_ALLOW_MANAGEMENT_KEY": "true",
+        "MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS": "7200",
+        "OIDC_GROUPS_STRING": "reject",
+    }.items() <= environment.items()
+    functions = {
+        r["Properties"].get("Handler"): r["Properties"].get("Environment", {}).get("Variables", {})
+        for r in core["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+    authorizer = functions["authorizer.handler.lambda_handler"]
+    assert (authorizer["MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS"], authorizer["OIDC_GROUPS_STRING"]) == (
+        "7200",
+        "reject",
+    )
+    admin = functions["admin_api.handler.lambda_handler"]
+    assert (admin["MODEL_URL_ALLOW_HTTP"], admin["MODEL_URL_ALLOWED_CIDRS"]) == (
+        "true",
+        "10.0.0.0/8,fd00::/8",
+    )
     listeners = [r["Properties"] for r in serve["Resources"].values() if r["Type"].endswith("::Listener")]
     assert {listener["Protocol"] for listener in listeners} == {"HTTPS", "HTTP"}
     for table in (r for r in core["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"):

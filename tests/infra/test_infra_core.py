@@ -208,7 +208,7 @@ def test_lambda_environments(core: Template, synthesized: Synthesized) -> None:
         "MODEL_STACK_PREFIX",
         "MODEL_VPC_ID",
         "MODEL_SUBNET_IDS",
-        "MODEL_VPC_CIDR",
+        "SERVE_SECURITY_GROUP_ID",
         "MODEL_TASK_EXECUTION_ROLE_ARN",
         "MODEL_TASK_ROLE_ARN",
         "HOSTING_BACKEND",

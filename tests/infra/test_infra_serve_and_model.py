@@ -37,7 +37,7 @@ def test_serve_container(serve: Template) -> None:
         "LITELLM_LOCAL_MODEL_COST_MAP",
     } <= names
     serve.has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::TargetGroup", {"HealthCheckPath": "/health/ready", "Port": 8080}
+        "AWS::ElasticLoadBalancingV2::TargetGroup", {"HealthCheckPath": "/health", "Port": 8080}
     )
 
 
@@ -119,7 +119,11 @@ def test_model_stack_service_and_load_balancer(model: Template) -> None:
     )
     model.has_resource_properties(
         "AWS::EC2::SecurityGroup",
-        {"SecurityGroupIngress": [Match.object_like({"CidrIp": {"Ref": "VpcCidr"}, "FromPort": 80})]},
+        {
+            "SecurityGroupIngress": [
+                Match.object_like({"SourceSecurityGroupId": {"Ref": "ServeSecurityGroupId"}, "FromPort": 80})
+            ]
+        },
     )
     model.resource_count_is("AWS::ApplicationAutoScaling::ScalingPolicy", 1)
     model.resource_count_is("AWS::AutoScaling::ScalingPolicy", 1)

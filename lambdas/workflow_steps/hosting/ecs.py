@@ -3,8 +3,11 @@
 The workflow registers the model's task definition (``hosting.task_definition``) and creates the
 stack ``<MODEL_STACK_PREFIX><modelId>`` from ``MODEL_STACK_TEMPLATE_URL`` with the parameters of
 ``stack_parameters``. Every later change (container settings, capacity, stop and start) is an
-``UpdateStack`` of that stack with the previous template and new parameters, so CloudFormation
-stays the only writer of the model's infrastructure (no drift) and rolls a failed change back.
+``UpdateStack`` of that stack with new parameters, so CloudFormation stays the only writer of the
+model's infrastructure (no drift) and rolls a failed change back. Updates name the same
+``MODEL_STACK_TEMPLATE_URL``, never the previous template: the step Lambda's role may only create or
+update stacks from that URL (an IAM condition), and a model created before an upgrade moves to the
+upgraded template (and its parameters) on its next change.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class EcsSettings:
     stack_prefix: str
     vpc_id: str
     subnet_ids: str
-    vpc_cidr: str
+    serve_security_group_id: str
     execution_role_arn: str
     task_role_arn: str
     stack_role_arn: str | None = None
@@ -57,7 +60,7 @@ class EcsSettings:
             stack_prefix=_required("MODEL_STACK_PREFIX"),
             vpc_id=_required("MODEL_VPC_ID"),
             subnet_ids=_required("MODEL_SUBNET_IDS"),
-            vpc_cidr=_required("MODEL_VPC_CIDR"),
+            serve_security_group_id=_required("SERVE_SECURITY_GROUP_ID"),
             execution_role_arn=_required("MODEL_TASK_EXECUTION_ROLE_ARN"),
             task_role_arn=_required("MODEL_TASK_ROLE_ARN"),
             stack_role_arn=os.environ.get("MODEL_STACK_ROLE_ARN") or None,
@@ -106,7 +109,7 @@ def stack_parameters(
         "EstimatedInstanceWarmup": str(scaling.metricConfig.estimatedInstanceWarmup),
         "VpcId": settings.vpc_id,
         "SubnetIds": settings.subnet_ids,
-        "VpcCidr": settings.vpc_cidr,
+        "ServeSecurityGroupId": settings.serve_security_group_id,
     }
     if task_definition_arn:
         parameters["TaskDefinitionArn"] = task_definition_arn
@@ -221,7 +224,7 @@ class EcsHostingBackend:
         try:
             self._cfn.update_stack(
                 StackName=self.stack_name(model),
-                UsePreviousTemplate=True,
+                TemplateURL=self.settings.template_url,
                 Parameters=parameters,
                 Capabilities=CAPABILITIES,
                 **self._role(),
@@ -265,7 +268,7 @@ class EcsHostingBackend:
                 try:
                     self._cfn.update_stack(
                         StackName=self.stack_name(before),
-                        UsePreviousTemplate=True,
+                        TemplateURL=self.settings.template_url,
                         Parameters=self._cfn_parameters(wanted),
                         Capabilities=CAPABILITIES,
                         **self._role(),
