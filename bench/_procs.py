@@ -179,6 +179,7 @@ class Lisa:
             "MODELS_TABLE_NAME": self.models_table,
             "TOKENS_TABLE_NAME": self.tokens_table,
             "MANAGEMENT_KEY_SECRET_ARN": self.management_key_secret_arn,
+            "LISA_SERVE_ALLOW_MANAGEMENT_KEY": "true",  # the benchmarks authenticate with it
             "ADMIN_GROUP": ADMIN_GROUP,
             "LISA_SERVE_ACCESS_LOG": "false",
             "LISA_SERVE_LOG_LEVEL": "warning",

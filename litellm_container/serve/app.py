@@ -24,11 +24,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from lisa_domain.auth import Authenticator, JwtVerifier, ManagementKey, jwt_verifier_from_env
+from lisa_domain.auth import Authenticator, JwtVerifier, jwt_verifier_from_env
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
 from serve._litellm import Router
-from serve.auth import RecordingTokenStore, ServeAuthenticator
+from serve.auth import RecordingTokenStore, ServeAuthenticator, serve_management_key
 from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
 from serve.errors import ServeError, backend_error, bad_request, model_not_found
@@ -82,15 +82,10 @@ def build_services(
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, config=boto_config)
     secretsmanager = boto3.client("secretsmanager", endpoint_url=endpoint_url, config=boto_config)
     tokens = RecordingTokenStore(config.tokens_table, dynamodb) if config.tokens_table else None
-    management_key = (
-        ManagementKey(config.management_key_secret_arn, secretsmanager)
-        if config.management_key_secret_arn
-        else None
-    )
     authenticator = Authenticator(
         admin_group=config.admin_group,
         tokens=tokens,
-        management_key=management_key,
+        management_key=serve_management_key(config, secretsmanager),
         jwt_verifier=jwt_verifier,
     )
     follower = RegistryFollower(

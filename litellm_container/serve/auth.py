@@ -1,7 +1,11 @@
 """Authentication for the serve API through ``lisa_domain.auth``, without blocking the event loop.
 
-The shared ``Authenticator`` makes blocking AWS calls (a DynamoDB key read for an API token, a
-Secrets Manager read for the management key every minute), so it runs in a worker thread. A
+The management key is refused on the serve API unless ``LISA_SERVE_ALLOW_MANAGEMENT_KEY`` is true
+(``serve_management_key``): clients use API tokens or JWTs, and a leaked management key (an
+admin-API credential) does not also open every model.
+
+The shared ``Authenticator`` makes blocking AWS calls (a DynamoDB key read for an API token, when
+allowed a Secrets Manager read for the management key every minute), so it runs in a worker thread. A
 successful result is reused for ``ttl`` seconds, keyed by the credential's SHA-256 (the value
 itself is never kept): the hot path then costs a hash and a dictionary read. The reuse never
 outlives an API token's expiry, so an expired token fails at once; a deleted (revoked) token fails
@@ -18,12 +22,21 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from lisa_domain.auth import Authenticator, Principal, bearer_value
+from lisa_domain.auth import Authenticator, ManagementKey, Principal, bearer_value
 from lisa_domain.errors import Forbidden, Unauthorized
 from lisa_domain.tokens import TokenRecord, TokenStore, hash_token
+from serve.config import ServeConfig
 from serve.errors import ServeError
 
 _MAX_ENTRIES = 10_000
+
+
+def serve_management_key(config: ServeConfig, secretsmanager: Any) -> ManagementKey | None:
+    """The management key as a serve-API credential: ``None`` (refused like any unknown value, and
+    never read from Secrets Manager) unless ``allow_management_key`` is set."""
+    if not config.allow_management_key or not config.management_key_secret_arn:
+        return None
+    return ManagementKey(config.management_key_secret_arn, secretsmanager)
 
 
 class RecordingTokenStore(TokenStore):

@@ -89,6 +89,8 @@ class ServeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: How long a successful authentication is reused (0 = never); token expiry is still checked.
     auth_cache_seconds: float = 0.0
+    #: Whether the management key is accepted on the serve API (off: API tokens and JWTs only).
+    allow_management_key: bool = False
     access_log: bool = True
     log_level: str = "info"
     keep_alive_seconds: float = 75.0
@@ -117,6 +119,7 @@ class ServeConfig:
             backend_retries=int(_number(env, "LISA_SERVE_BACKEND_RETRIES", 0, 0)),
             max_body_bytes=int(_number(env, "LISA_SERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1)),
             auth_cache_seconds=_number(env, "LISA_SERVE_AUTH_CACHE_SECONDS", 0.0, 0),
+            allow_management_key=_flag(env, "LISA_SERVE_ALLOW_MANAGEMENT_KEY", False),
             access_log=_flag(env, "LISA_SERVE_ACCESS_LOG", True),
             log_level=(env.get("LISA_SERVE_LOG_LEVEL", "").strip() or "info").lower(),
             keep_alive_seconds=_number(env, "LISA_SERVE_KEEP_ALIVE_SECONDS", 75.0, 1),

@@ -137,6 +137,7 @@ def serve(moto_url: str, backend: tuple[FakeBackend, str]) -> Iterator[ServeEnv]
         backend_timeout_seconds=BACKEND_TIMEOUT,
         max_body_bytes=MAX_BODY,
         auth_cache_seconds=AUTH_CACHE,
+        allow_management_key=True,  # the "management" client; the default (refused) is in the auth matrix
     )
     services = build_services(config, endpoint_url=moto_url, jwt_verifier=jwt_stub)
     server = ServerThread(create_app(services)).start()

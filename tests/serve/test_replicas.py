@@ -323,7 +323,7 @@ def test_several_workers_serve_and_stop_together(
     """``LISA_SERVE_WORKERS=2``: one supervisor, two app processes; SIGTERM stops all three."""
     resources = create_resources("lisa-workers", endpoint_url=moto_url)
     app_dir, command, _ = layout_app(tmp_path_factory.mktemp("image"))
-    env = replica_env(moto_url, resources, LISA_SERVE_WORKERS="2")
+    env = replica_env(moto_url, resources, LISA_SERVE_WORKERS="2", LISA_SERVE_ALLOW_MANAGEMENT_KEY="true")
     replica = Replica(command, app_dir, env, tmp_path_factory.mktemp("logs") / "workers.log")
     workers: set[int] = set()
     try:

@@ -13,6 +13,9 @@ Path and body placeholders (``{model}``, ``{own_token}``, ...) are fresh per cel
 meets the same state (a new InService model to update or delete, a new token to get or revoke).
 
 The user (``bob``) is in the API group and ``team-a``; the admin (``alice``) is in the admin group.
+The management key is refused on the serve API by default (``LISA_SERVE_ALLOW_MANAGEMENT_KEY``);
+``test_auth_matrix_with_the_management_key_allowed_on_serve`` runs the matrix with it allowed, where
+it gets the admin's answers.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ CREDENTIALS: tuple[str, ...] = (
     "user-token",  # bob's API token, same groups
     "admin-jwt",  # alice, groups [admin group]
     "admin-token",  # alice's API token
-    "management-key",  # the management key (admin)
+    "management-key",  # the management key (admin on the admin API; refused on serve by default)
 )
 
 USER_GROUPS = [API_GROUP, "team-a"]
@@ -112,17 +115,17 @@ MATRIX: list[Row] = [
     Row("admin", "DELETE", "/api-tokens/{other_token}", None,
                          (401,  401,  401,  401,  401,  401,  401,  404,  404,  200,  200,  200)),
     Row("serve", "GET", "/v2/serve/models", None,
-                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
     Row("serve", "GET", "/v2/serve/models/chat-open", None,
-                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
     Row("serve", "GET", "/v2/serve/models/chat-admins", None,  # open to the admin group only
-                         (401,  401,  401,  401,  401,  401,  401,  404,  404,  200,  200,  200)),
+                         (401,  401,  401,  401,  401,  401,  401,  404,  404,  200,  200,  401)),
     Row("serve", "POST", "/v2/serve/chat/completions", CHAT_BODY,
-                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
     Row("serve", "POST", "/v2/serve/completions", {"model": "chat-open", "prompt": "hi"},
-                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
     Row("serve", "POST", "/v2/serve/embeddings", {"model": "embed", "input": "hi"},
-                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
 ]
 # fmt: on
 
@@ -203,6 +206,7 @@ def _served_model(
 
 @pytest.fixture
 def world(
+    request: pytest.FixtureRequest,
     harness: Harness,
     resources: LocalResources,
     other_issuer: IdentityProvider,
@@ -222,6 +226,7 @@ def world(
         registry_poll_seconds=1.0,  # the served models exist before start-up
         backend_timeout_seconds=5.0,
         auth_cache_seconds=0.0,
+        allow_management_key=getattr(request, "param", False),
     )
     services = build_services(config, jwt_verifier=jwt_verifier_from_env(ADMIN_GROUP))
     try:
@@ -284,11 +289,19 @@ def send(world: World, row: Row, credential: str) -> int:
     return answer.status_code
 
 
-def run_matrix(world: World) -> list[str]:
+def expected_status(row: Row, credential: str, *, management_key_on_serve: bool) -> int:
+    """The cell's status; with the management key allowed on serve, it gets the admin token's."""
+    if management_key_on_serve and row.api == "serve" and credential == "management-key":
+        credential = "admin-token"
+    return row.expected[CREDENTIALS.index(credential)]
+
+
+def run_matrix(world: World, *, management_key_on_serve: bool = False) -> list[str]:
     """Every cell; the mismatches as readable lines."""
     mismatches = []
     for row in MATRIX:
-        for credential, expected in zip(CREDENTIALS, row.expected, strict=True):
+        for credential in CREDENTIALS:
+            expected = expected_status(row, credential, management_key_on_serve=management_key_on_serve)
             actual = send(world, row, credential)
             if actual != expected:
                 mismatches.append(f"{row.name} with {credential}: expected {expected}, got {actual}")
@@ -321,6 +334,18 @@ def test_matrix_covers_every_admin_route() -> None:
 def test_auth_matrix(world: World) -> None:
     mismatches = run_matrix(world)
     assert not mismatches, "auth matrix mismatches:\n" + "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("world", [True], indirect=True, ids=["LISA_SERVE_ALLOW_MANAGEMENT_KEY=true"])
+def test_auth_matrix_with_the_management_key_allowed_on_serve(world: World) -> None:
+    mismatches = run_matrix(world, management_key_on_serve=True)
+    assert not mismatches, "auth matrix mismatches:\n" + "\n".join(mismatches)
+
+
+def test_management_key_refused_on_serve_by_default(world: World) -> None:
+    answer = world.serve.get("/v2/serve/models", headers=world.credentials["management-key"])
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "invalid_api_key"
 
 
 def test_no_credential_in_any_log_line(

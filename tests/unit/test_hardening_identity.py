@@ -298,3 +298,20 @@ def test_nesting_up_to_the_limit_and_brackets_in_strings_are_parsed(harness: Har
     name = "[" * 60 + "{" * 60  # 120 openings, all inside a string
     status, created = harness.request("POST", "/api-tokens", admin, body={"username": "bob", "name": name})
     assert status == 201 and created["name"] == name
+
+
+# ---- the management key on the serve API (item 7; the auth matrix runs both settings) -------------
+def test_serve_allows_the_management_key_only_when_configured() -> None:
+    from serve.auth import serve_management_key
+    from serve.config import ServeConfig
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lisa/management-key"
+    base = {"MODELS_TABLE_NAME": "models", "MANAGEMENT_KEY_SECRET_ARN": arn}
+    default = ServeConfig.from_env(base)
+    assert default.allow_management_key is False
+    assert serve_management_key(default, client := object()) is None
+    allowed = ServeConfig.from_env(base | {"LISA_SERVE_ALLOW_MANAGEMENT_KEY": "true"})
+    assert allowed.allow_management_key is True
+    assert isinstance(serve_management_key(allowed, client), ManagementKey)
+    with pytest.raises(ValueError, match="LISA_SERVE_ALLOW_MANAGEMENT_KEY"):
+        ServeConfig.from_env(base | {"LISA_SERVE_ALLOW_MANAGEMENT_KEY": "maybe"})
