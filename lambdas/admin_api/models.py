@@ -151,8 +151,8 @@ class ModelService:
         which the delete workflow removes."""
         prefix = self.secrets.prefix
         for name, arn in secrets.items():
-            rest = secret_name_of(arn).removeprefix(prefix)
-            if rest == secret_name_of(arn) or "/" not in rest.strip("/"):
+            secret_name = secret_name_of(arn)
+            if not secret_name.startswith(prefix) or "/" not in secret_name[len(prefix) :].strip("/"):
                 raise ValidationFailed(
                     f"{where}.{name}: the secret's name must start with '{prefix}' followed by a "
                     f"path with '/' (for example '{prefix}shared/hf-token')"
