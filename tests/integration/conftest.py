@@ -24,8 +24,11 @@ from typing import Any
 import boto3
 import pytest
 
-from lisa_domain.registry import ModelRegistry, now
-from lisa_domain.schema import CreateModelRequest, ModelRecord, ModelStatus
+from admin_api.model_url import ModelUrlPolicy
+from admin_api.models import ModelService
+from lisa_domain.auth import Principal
+from lisa_domain.registry import ModelRegistry
+from lisa_domain.schema import CreateModelRequest, UpdateModelRequest
 from lisa_domain.secrets import ModelSecrets
 from lisa_domain.workflows import Workflow, WorkflowStarter
 from local_mode import sfn_lambda_adapter
@@ -46,6 +49,7 @@ SECRET_PREFIX = "lisa/test/models/"
 TEMPLATE_BUCKET = "lisa-test-assets"
 TEMPLATE_KEY = "model-hosting.template.json"
 VPC_CIDR = "10.20.0.0/16"
+MODEL_ROLE_BOUNDARY = "lisa-test-model-role-boundary"
 
 
 def synthesize_model_template() -> dict[str, Any]:
@@ -63,7 +67,7 @@ def synthesize_model_template() -> dict[str, Any]:
     from lisa_stacks.model_hosting_stack import ModelHostingStack
 
     app = cdk.App(context={"aws:cdk:bundling-stacks": []})
-    ModelHostingStack(app, "ModelHostingStack")
+    ModelHostingStack(app, "ModelHostingStack", permissions_boundary_name=MODEL_ROLE_BOUNDARY)
     template: dict[str, Any] = app.synth().get_stack_by_name("ModelHostingStack").template
     return template
 
@@ -71,6 +75,26 @@ def synthesize_model_template() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def model_template() -> dict[str, Any]:
     return synthesize_model_template()
+
+
+#: The caller of the admin logic (an administrator, as the admin API's authorizer would pass it).
+ADMIN = Principal("integration-admin", ("lisa-admins",), True, "api-token")
+#: Stand-in for DNS: every model URL host resolves to one public address (no network in tests).
+URL_POLICY = ModelUrlPolicy(resolver=lambda host, port: ["93.184.215.14"])
+
+
+class RecordingStarter(WorkflowStarter):
+    """The admin API's workflow starter, remembering the executions it started (the admin logic
+    returns the model, not the execution)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started: list[str] = []
+
+    def start(self, workflow: Workflow, model_id: str, **details: Any) -> str:
+        execution_arn = super().start(workflow, model_id, **details)
+        self.started.append(execution_arn)
+        return execution_arn
 
 
 @dataclass
@@ -101,50 +125,33 @@ class Lisa:
             self.clients[service] = boto3.client(service)
         return self.clients[service]
 
-    # ---- what the admin API does --------------------------------------------------------------
-    def starter(self) -> WorkflowStarter:
-        return WorkflowStarter(
+    # ---- through the admin API's logic -------------------------------------------------------
+    def starter(self) -> RecordingStarter:
+        return RecordingStarter(
             {Workflow(name): arn for name, arn in self.machines.items()},
             poll_seconds=self.poll_seconds,
             max_polls=self.max_polls,
             client=self.client("stepfunctions"),
         )
 
+    def _admin(self, call: Callable[[ModelService], object]) -> Execution:
+        """Run ``call`` on the admin API's ``ModelService`` as an administrator; wait for the one
+        workflow it started."""
+        starter = self.starter()
+        call(ModelService(self.registry, self.secrets, starter, url_policy=URL_POLICY))
+        (execution_arn,) = starter.started
+        return self.wait(execution_arn)
+
     def create(self, body: dict[str, Any]) -> Execution:
         request = CreateModelRequest.model_validate(body)
-        secret_arn = self.secrets.store(request.modelId, request.apiKey) if request.apiKey else None
-        record = ModelRecord.model_validate(
-            request.definition().model_dump()
-            | {"status": ModelStatus.CREATING, "createdAt": now(), "updatedAt": now()}
-        )
-        record.apiKeySecretArn = secret_arn
-        self.registry.create(record)
-        return self.wait(
-            self.starter().start(Workflow.CREATE, request.modelId, selfHosted=record.self_hosted)
-        )
+        return self._admin(lambda service: service.create(ADMIN, request))
 
     def update(self, model_id: str, changes: dict[str, Any]) -> Execution:
-        record = self.registry.get(model_id)
-        enabled = changes.get("enabled")
-        action = "update" if enabled is None else ("start" if enabled else "stop")
-        target = {"update": ModelStatus.UPDATING, "stop": ModelStatus.STOPPING, "start": ModelStatus.STARTING}
-        self.registry.transition(model_id, allowed_from=[record.status], to=target[action])
-        return self.wait(
-            self.starter().start(
-                Workflow.UPDATE,
-                model_id,
-                action=action,
-                previousStatus=record.status.value,
-                changes=changes,
-            )
-        )
+        request = UpdateModelRequest.model_validate(changes)
+        return self._admin(lambda service: service.update(ADMIN, model_id, request))
 
     def delete(self, model_id: str) -> Execution:
-        record = self.registry.get(model_id)
-        self.registry.transition(
-            model_id, allowed_from=[record.status], to=ModelStatus.DELETING, reason=record.statusReason
-        )
-        return self.wait(self.starter().start(Workflow.DELETE, model_id, previousStatus=record.status.value))
+        return self._admin(lambda service: service.delete(ADMIN, model_id))
 
     # ---- observing ----------------------------------------------------------------------------
     def wait(self, execution_arn: str, timeout: float = 60) -> Execution:
@@ -260,6 +267,9 @@ def lisa(
         "MODEL_VPC_ID": vpc_id,
         "MODEL_SUBNET_IDS": ",".join(subnet_ids),
         "MODEL_VPC_CIDR": VPC_CIDR,
+        "SERVE_SECURITY_GROUP_ID": boto3.client("ec2").create_security_group(
+            GroupName="lisa-test-serve", Description="the serve tasks", VpcId=vpc_id
+        )["GroupId"],
         "MODEL_TASK_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/lisa-test-model-execution",
         "MODEL_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/lisa-test-model-task",
         "MODEL_STACK_ROLE_ARN": "arn:aws:iam::123456789012:role/lisa-test-model-stacks",
