@@ -4,8 +4,9 @@
 * ``setSecret``: nothing to do, the key is only ever checked against this secret;
 * ``testSecret``: the pending version is readable and well formed;
 * ``finishSecret``: move ``AWSCURRENT`` to the new version; Secrets Manager labels the old one
-  ``AWSPREVIOUS``. ``lisa_domain.auth.ManagementKey`` accepts both current and previous versions,
-  so clients holding the old key keep working until the next rotation.
+  ``AWSPREVIOUS``. ``lisa_domain.auth.ManagementKey`` accepts the previous version for
+  ``MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS`` (default one day) after the new one was created, so
+  clients holding the old key have that long to switch.
 
 No key value is ever logged.
 """
