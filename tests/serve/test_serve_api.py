@@ -17,6 +17,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from lisa_domain.schema import ModelType
 from tests.serve.conftest import BACKEND_TIMEOUT, MAX_BODY, ServeEnv
+from tests.support.waiting import wait_for
 
 
 def says(text: str) -> list[ChatCompletionMessageParam]:
@@ -360,9 +361,10 @@ def test_a_failing_backend_does_not_disturb_other_requests(serve: ServeEnv) -> N
             errors.append(error.status_code)
 
     hanging = [threading.Thread(target=hang) for _ in range(3)]
+    hung_before = serve.backend.calls["hang"]
     for thread in hanging:
         thread.start()
-    time.sleep(0.2)
+    wait_for(lambda: serve.backend.calls["hang"] == hung_before + 3, 10, "the 3 requests reach the backend")
     client = serve.client("alice")
     started = time.monotonic()
     for _ in range(5):

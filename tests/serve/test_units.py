@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -54,17 +53,32 @@ class _FakeStore(RecordingTokenStore):
         return self.record
 
 
-def test_auth_cache_never_outlives_token_expiry() -> None:
-    from lisa_domain.tokens import hash_token
+class _Clock:
+    """Wall-clock stand-in for the modules that read ``time.time()``."""
 
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_auth_cache_never_outlives_token_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lisa_domain import tokens
+    from lisa_domain.tokens import hash_token
+    from serve import auth as serve_auth
+
+    clock = _Clock(1_800_000_000.0)
+    monkeypatch.setattr(serve_auth, "time", clock)
+    monkeypatch.setattr(tokens, "time", clock)
     value = "lisa_value"
     record = TokenRecord(
         tokenId="t",
         tokenHash=hash_token(value),
         username="u",
         groups=["g"],
-        createdAt=int(time.time()),
-        tokenExpiration=int(time.time()) + 1,
+        createdAt=int(clock.now),
+        tokenExpiration=int(clock.now) + 1,
     )
     store = _FakeStore(record)
     auth = ServeAuthenticator(Authenticator(admin_group="admins", tokens=store), tokens=store, ttl=60)
@@ -72,11 +86,13 @@ def test_auth_cache_never_outlives_token_expiry() -> None:
     async def run() -> None:
         headers = {"authorization": f"Bearer {value}"}
         assert (await auth.principal(headers)).username == "u"
+        clock.now += 0.5
         assert (await auth.principal(headers)).username == "u"
         assert store.reads == 1  # the second call came from the cache
-        await asyncio.sleep(max(0.0, record.tokenExpiration - time.time()) + 0.05)  # type: ignore[operator]
+        clock.now = float(record.tokenExpiration or 0)  # the token's last moment has passed
         with pytest.raises(ServeError) as caught:
             await auth.principal(headers)
         assert caught.value.status == 401
+        assert store.reads == 2  # the cache did not answer for an expired token
 
     asyncio.run(run())
