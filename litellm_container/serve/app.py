@@ -153,12 +153,25 @@ def create_app(services: Services) -> FastAPI:
         return _json({"status": "ok"})
 
     @app.get("/health/ready", **READY)
+    @app.get("/health/readiness", **READY)
     async def ready() -> Response:
+        """503 only until the first snapshot; then 200 with staleness and gaps in the body, so a
+        registry outage does not take every replica out of its load balancer."""
         current = follower.snapshot
-        age = time.monotonic() - follower.last_success
-        if current is None or age > config.registry_stale_seconds:
-            return _json({"status": "not ready", "registryLoaded": current is not None}, 503)
-        return _json({"status": "ready", "registryVersion": current.version, "models": len(current.models)})
+        if current is None:
+            return _json({"status": "not ready", "registryLoaded": False}, 503)
+        age = follower.registry_age()
+        return _json(
+            {
+                "status": "ready",
+                "registryVersion": current.version,
+                "models": len(current.models),
+                "stale": age > config.registry_stale_seconds,
+                "registryAgeSeconds": round(age, 3),
+                "incomplete": sorted(current.incomplete),
+                "skippedRecords": current.skipped,
+            }
+        )
 
     # ---- models ----------------------------------------------------------------------------------
     @app.get(PREFIX + "/models", **models_route(one=False))
@@ -186,7 +199,7 @@ def create_app(services: Services) -> FastAPI:
     async def infer(request: Request, endpoint: Endpoint) -> Response:
         try:
             principal = await auth.principal(request.headers)
-            body = parse(await read_body(request, config.max_body_bytes), endpoint)
+            body = parse(await read_body(request, config.max_body_bytes), endpoint, config.request_limits)
             current = snapshot()
             model_id: str = body.pop("model")
             entry = current.models.get(model_id)

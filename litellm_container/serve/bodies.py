@@ -4,6 +4,12 @@ Only parameters of the OpenAI API (plus the sampling extras vLLM and TGI accept)
 LiteLLM. Anything else is refused with 400: LiteLLM treats many extra keywords (``api_base``,
 ``api_key``, ``mock_response``, ...) as instructions to itself, and a caller must not be able to
 redirect a deployment or read its credentials.
+
+Parameters that multiply a shared backend's work are capped (``RequestLimits``): ``n``,
+``best_of``, token counts, and the size of guided-decoding fields (their grammar is compiled by the
+backend). JSON nested deeper than ``MAX_JSON_DEPTH`` is refused before anything walks it
+recursively. A caller-supplied ``chat_template`` would run a Jinja template of the caller's choice
+on the backend, so it is refused wherever vLLM would read it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from serve.config import RequestLimits
 from serve.errors import ServeError, bad_request
 
 
@@ -121,6 +128,15 @@ _TYPE_NAMES = {
 }
 
 
+DEFAULT_LIMITS = RequestLimits()
+#: The deepest nesting of arrays and objects a body may have (the body itself is depth 1).
+MAX_JSON_DEPTH = 64
+#: vLLM's guided-decoding fields, each bounded by ``RequestLimits.max_guided_bytes``.
+GUIDED_FIELDS = ("guided_json", "guided_regex", "guided_choice", "guided_grammar", "response_format")
+#: Token counts bounded by ``RequestLimits.max_tokens``.
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "min_tokens")
+
+
 def too_large(limit: int) -> ServeError:
     return ServeError(
         413,
@@ -156,14 +172,39 @@ def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
-def parse(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
-    """The checked body: JSON object, required fields present, every field known and well typed."""
+def _too_deep() -> ServeError:
+    return bad_request(
+        f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.", code="json_too_deep"
+    )
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest more than ``limit`` levels (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = current.values() if isinstance(current, dict) else current
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def parse(raw: bytes, endpoint: Endpoint, limits: RequestLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """The checked body: JSON object, required fields present, every field known, well typed and
+    within ``limits``."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise bad_request(f"The request body is not valid JSON: {error}", code="invalid_json") from None
+    except RecursionError:
+        raise _too_deep() from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    if _nested_deeper_than(body, MAX_JSON_DEPTH):
+        raise _too_deep()
     allowed = ALLOWED[endpoint]
     for name in REQUIRED[endpoint]:
         if body.get(name) is None:
@@ -184,6 +225,7 @@ def parse(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
     if not body["model"]:
         raise bad_request("'model' must not be empty.", param="model", code="invalid_value")
     _check_specific(body, endpoint)
+    _check_limits(body, limits)
     return body
 
 
@@ -218,5 +260,41 @@ def _check_specific(body: Mapping[str, Any], endpoint: Endpoint) -> None:
                 param="encoding_format",
                 code="invalid_value",
             )
-    if (n := body.get("n")) is not None and n < 1:
-        raise bad_request("'n' must be at least 1.", param="n", code="invalid_value")
+
+
+def _at_most(body: Mapping[str, Any], name: str, minimum: int, maximum: int, what: str) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if value < minimum:
+        raise bad_request(f"'{name}' must be at least {minimum}.", param=name, code="invalid_value")
+    if value > maximum:
+        raise bad_request(f"'{name}' must be at most {maximum} ({what}).", param=name, code="limit_exceeded")
+
+
+def _size(value: Any) -> int:
+    """Bytes of a string, or of compact JSON for anything else."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return len(text.encode())
+
+
+def _check_limits(body: Mapping[str, Any], limits: RequestLimits) -> None:
+    _at_most(body, "n", 1, limits.max_n, "LISA_SERVE_MAX_N")
+    _at_most(body, "best_of", 1, limits.max_best_of, "LISA_SERVE_MAX_BEST_OF")
+    for name in TOKEN_FIELDS:
+        _at_most(body, name, 0, limits.max_tokens, "LISA_SERVE_MAX_TOKENS")
+    for name in GUIDED_FIELDS:
+        value = body.get(name)
+        if value is not None and _size(value) > limits.max_guided_bytes:
+            raise bad_request(
+                f"'{name}' is larger than {limits.max_guided_bytes} bytes (LISA_SERVE_MAX_GUIDED_BYTES).",
+                param=name,
+                code="limit_exceeded",
+            )
+    template_kwargs = body.get("chat_template_kwargs") or {}
+    if "chat_template" in template_kwargs:
+        raise bad_request(
+            "'chat_template_kwargs.chat_template' is not allowed: the model's own chat template is used.",
+            param="chat_template_kwargs.chat_template",
+            code="invalid_value",
+        )

@@ -70,6 +70,29 @@ def available_cpus() -> int:
 
 
 @dataclass(frozen=True)
+class RequestLimits:
+    """Caps on request parameters that multiply a shared backend's work (400 above them)."""
+
+    #: Most choices per request (``n``).
+    max_n: int = 8
+    #: Most candidates per completion (``best_of``).
+    max_best_of: int = 8
+    #: Most tokens per choice (``max_tokens``, ``max_completion_tokens``, ``min_tokens``).
+    max_tokens: int = 32768
+    #: Largest guided-decoding field (``guided_*``, ``response_format``) in bytes of compact JSON.
+    max_guided_bytes: int = 65536
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RequestLimits:
+        return cls(
+            max_n=int(_number(env, "LISA_SERVE_MAX_N", cls.max_n, 1)),
+            max_best_of=int(_number(env, "LISA_SERVE_MAX_BEST_OF", cls.max_best_of, 1)),
+            max_tokens=int(_number(env, "LISA_SERVE_MAX_TOKENS", cls.max_tokens, 1)),
+            max_guided_bytes=int(_number(env, "LISA_SERVE_MAX_GUIDED_BYTES", cls.max_guided_bytes, 1)),
+        )
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     models_table: str
     tokens_table: str | None = None
@@ -79,7 +102,7 @@ class ServeConfig:
     port: int = 8080
     #: How often the registry version is read (seconds); a change is served within this plus a rebuild.
     registry_poll_seconds: float = 0.25
-    #: Readiness turns 503 when the registry could not be read for this long (seconds).
+    #: Readiness reports ``stale`` (still 200) when the registry could not be read for this long (seconds).
     registry_stale_seconds: float = 10.0
     #: How long to wait for a model backend (connect, and between any two bytes it sends).
     backend_timeout_seconds: float = 300.0
@@ -87,6 +110,8 @@ class ServeConfig:
     backend_retries: int = 0
     #: Request bodies larger than this are refused with 413 before being parsed.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: Caps on ``n``, ``best_of``, token counts and guided-decoding fields.
+    request_limits: RequestLimits = RequestLimits()
     #: How long a successful authentication is reused (0 = never); token expiry is still checked.
     auth_cache_seconds: float = 0.0
     #: Whether the management key is accepted on the serve API (off: API tokens and JWTs only).
@@ -120,6 +145,7 @@ class ServeConfig:
             max_body_bytes=int(_number(env, "LISA_SERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1)),
             auth_cache_seconds=_number(env, "LISA_SERVE_AUTH_CACHE_SECONDS", 0.0, 0),
             allow_management_key=_flag(env, "LISA_SERVE_ALLOW_MANAGEMENT_KEY", False),
+            request_limits=RequestLimits.from_env(env),
             access_log=_flag(env, "LISA_SERVE_ACCESS_LOG", True),
             log_level=(env.get("LISA_SERVE_LOG_LEVEL", "").strip() or "info").lower(),
             keep_alive_seconds=_number(env, "LISA_SERVE_KEEP_ALIVE_SECONDS", 75.0, 1),

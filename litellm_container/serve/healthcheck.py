@@ -1,7 +1,8 @@
 """The container's health check: ``python -m serve.healthcheck`` exits 0 when ``/health`` answers 200.
 
-Liveness only (the process serves HTTP); readiness (registry loaded and fresh) is ``/health/ready``,
-which the load balancer's target-group health check should use.
+Liveness only (the process serves HTTP), never the registry: the load balancer's target-group
+health check uses ``/health`` too, so a registry outage cannot take replicas out of service.
+Readiness (snapshot loaded, staleness, gaps) is reported by ``/health/ready``.
 """
 
 from __future__ import annotations

@@ -215,23 +215,35 @@ HEALTH: dict[str, Any] = {
 READY: dict[str, Any] = {
     "responses": {
         200: {
-            "description": "The registry is loaded and fresh",
+            "description": "A registry snapshot is loaded (it may be stale or incomplete)",
             "content": {
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "required": ["status", "registryVersion", "models"],
+                        "required": [
+                            "status",
+                            "registryVersion",
+                            "models",
+                            "stale",
+                            "registryAgeSeconds",
+                            "incomplete",
+                            "skippedRecords",
+                        ],
                         "properties": {
                             "status": {"const": "ready"},
                             "registryVersion": {"type": "integer"},
                             "models": {"type": "integer"},
+                            "stale": {"type": "boolean"},
+                            "registryAgeSeconds": {"type": "number"},
+                            "incomplete": {"type": "array", "items": {"type": "string"}},
+                            "skippedRecords": {"type": "integer"},
                         },
                     }
                 }
             },
         },
         503: {
-            "description": "Not ready",
+            "description": "No registry snapshot loaded yet",
             "content": {
                 "application/json": {
                     "schema": {
@@ -239,7 +251,7 @@ READY: dict[str, Any] = {
                         "required": ["status"],
                         "properties": {
                             "status": {"const": "not ready"},
-                            "registryLoaded": {"type": "boolean"},
+                            "registryLoaded": {"const": False},
                         },
                     }
                 }
