@@ -11,7 +11,6 @@ negative cases) the request rejected with a 4xx.
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -108,9 +107,15 @@ def fuzz_operation(
         except Exception as error:
             report.failures.append(f"{label}: {type(error).__name__}: {str(error)[:600]}")
 
-    # Unsatisfiable: nothing to generate in this mode (e.g. no parameter that could be made invalid).
-    with contextlib.suppress(Unsatisfiable, FailedHealthCheck):
+    try:
         run()
+    except (Unsatisfiable, FailedHealthCheck) as error:
+        # Negative mode may have nothing to violate (no parameters, no body); ``fuzz`` fails an
+        # operation that got no case in any mode, and a positive mode always has valid requests.
+        if mode is GenerationMode.POSITIVE:
+            report.failures.append(f"{label}: no case generated ({type(error).__name__})")
+    if mode is GenerationMode.POSITIVE and report.cases == 0 and not report.failures:
+        report.failures.append(f"{label}: no case generated")
     return report
 
 
@@ -133,18 +138,23 @@ def fuzz(
         operation = result.ok()
         if operations is not None and not operations(operation.method.upper(), operation.path):
             continue
+        generated = 0
         for mode in modes:
-            report.merge(
-                fuzz_operation(
-                    operation,
-                    base_url=base_url,
-                    headers=headers,
-                    cases=cases_per_operation,
-                    seed=seed + index,
-                    mode=mode,
-                    mutate=mutate,
-                    allowed_5xx=allowed_5xx,
-                )
+            outcome = fuzz_operation(
+                operation,
+                base_url=base_url,
+                headers=headers,
+                cases=cases_per_operation,
+                seed=seed + index,
+                mode=mode,
+                mutate=mutate,
+                allowed_5xx=allowed_5xx,
+            )
+            generated += outcome.cases
+            report.merge(outcome)
+        if generated == 0:
+            report.failures.append(
+                f"{operation.method.upper()} {operation.path}: no case generated in any mode"
             )
     return report
 
