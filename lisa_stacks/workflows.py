@@ -432,17 +432,20 @@ class Workflows(Construct):
             )
         )
         roles_arn = stack.format_arn(service="iam", region="", resource="role", resource_name=f"{prefix}*")
-        # Only roles that carry the boundary: creating one, or changing its inline policies.
+        # Only roles that carry the boundary: creating one, adding to its inline policies, or setting
+        # the boundary (model stacks created before the boundary existed get it on their next update).
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+                actions=["iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary"],
                 resources=[roles_arn],
                 conditions={"StringEquals": {"iam:PermissionsBoundary": boundary.managed_policy_arn}},
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
+                # Deleting only takes permissions away, so it works on roles without the boundary too.
                 actions=[
+                    "iam:DeleteRolePolicy",
                     "iam:DeleteRole",
                     "iam:GetRole",
                     "iam:TagRole",
