@@ -270,7 +270,10 @@ class Workflows(Construct):
             iam.PolicyStatement(
                 actions=["cloudformation:DeleteStack"],
                 resources=[stacks_arn],
-                conditions={"StringEquals": {"cloudformation:RoleArn": self.model_stack_role.role_arn}},
+                # Without RoleARN, CloudFormation deletes with the role the stack was created with (ours).
+                conditions={
+                    "StringEqualsIfExists": {"cloudformation:RoleArn": self.model_stack_role.role_arn}
+                },
             )
         )
         role.add_to_policy(

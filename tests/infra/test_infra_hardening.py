@@ -104,7 +104,7 @@ def test_stack_calls_are_pinned_to_the_template_url_and_stack_role(core: Templat
         "StringEquals": {"cloudformation:TemplateUrl": url, "cloudformation:RoleArn": stack_role}
     }
     (deleting,) = [s for s in statements if "cloudformation:DeleteStack" in _actions(s)]
-    assert deleting["Condition"] == {"StringEquals": {"cloudformation:RoleArn": stack_role}}
+    assert deleting["Condition"] == {"StringEqualsIfExists": {"cloudformation:RoleArn": stack_role}}
 
 
 # ---- model load balancers admit only the serve tasks ------------------------------------------
