@@ -14,7 +14,8 @@ import httpx
 import openai
 import pytest
 
-from lisa_domain.registry import VERSION_KEY, ModelRegistry, ServedModels
+from lisa_domain.registry import VERSION_KEY, ModelRegistry, ServedModel, ServedModels
+from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
 from serve.app import build_services, create_app, router_factory
 from serve.bodies import MAX_JSON_DEPTH, Endpoint, parse
 from serve.config import RequestLimits, ServeConfig
@@ -386,3 +387,61 @@ def test_malformed_items_are_skipped_and_counted(serve: ServeEnv, replica: Repli
         _remove(serve, "bad-params-type", "bad-router-params")
     replica.caught_up(serve)
     assert replica.ready()["skippedRecords"] == 0
+
+
+class CountingSecrets:
+    """A Secrets Manager client that counts reads and fails while ``down``."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.down = True
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:
+        self.reads += 1
+        if self.down:
+            raise ConnectionError("simulated outage")
+        return {"SecretString": "sk-" + SecretId}
+
+
+class FixedRegistry:
+    """A registry whose version never changes."""
+
+    def __init__(self, served: ServedModels) -> None:
+        self.served = served
+
+    def version(self) -> int:
+        return 1
+
+    def served_models(self) -> ServedModels:
+        return self.served
+
+
+def test_unreadable_key_is_retried_on_the_next_poll_then_with_backoff() -> None:
+    record = ModelRecord(
+        modelId="ext",
+        modelName="ext",
+        modelType=ModelType.TEXTGEN,
+        status=ModelStatus.IN_SERVICE,
+        createdAt=1,
+        updatedAt=1,
+    )
+    params = {"model": "openai/ext", "api_base": "http://127.0.0.1:9/v1", "api_key_secret_arn": "arn:ext"}
+    secrets = CountingSecrets()
+    follower = RegistryFollower(
+        FixedRegistry(ServedModels([ServedModel(record, params)])),  # type: ignore[arg-type]
+        router_factory(ServeConfig(models_table="t")),
+        secrets=SecretCache(secrets, ttl=0),
+        poll_seconds=0.2,
+    )
+    assert follower.refresh() is True
+    assert follower.snapshot is not None and follower.snapshot.incomplete == {"ext"}
+    assert "ext" not in follower.snapshot.models
+    assert follower.refresh() is False  # the next poll retries the key ...
+    assert secrets.reads == 2
+    assert follower.refresh() is False  # ... then the retries back off
+    assert secrets.reads == 2
+    secrets.down = False
+    time.sleep(0.25)
+    assert follower.refresh() is True  # no registry change needed
+    assert follower.snapshot.incomplete == frozenset()
+    assert "ext" in follower.snapshot.models
