@@ -23,8 +23,9 @@ from workflow_steps.hosting.ecs import EcsHostingBackend
 MODEL = "mistral-7b"
 
 
-def _throttled(operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+def _denied(operation: str) -> ClientError:
+    """A failure that does not pass (throttling is transient: the state machines retry it)."""
+    return ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, operation)
 
 
 def assert_failed_and_clean(lisa: Lisa, model_id: str, execution: Any, reason_part: str) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def test_create_failure_at_each_step_cleans_up(
     lisa: Lisa, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     if step == "StartCreate":
-        fail_once(monkeypatch, ModelRegistry, "get", _throttled("GetItem"))
+        fail_once(monkeypatch, ModelRegistry, "get", _denied("GetItem"))
     elif step == "CreateInfrastructure":  # a real failure: the template is not where the URL points
         monkeypatch.setenv(
             "MODEL_STACK_TEMPLATE_URL", "https://lisa-test-assets.s3.amazonaws.com/missing.json"
@@ -72,7 +73,7 @@ def test_create_failure_at_each_step_cleans_up(
     elif step == "PollCreateService":  # a real failure: the tasks never become healthy (bounded wait)
         monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")
     else:
-        fail_once(monkeypatch, ModelRegistry, "register", _throttled("TransactWriteItems"))
+        fail_once(monkeypatch, ModelRegistry, "register", _denied("TransactWriteItems"))
 
     execution = lisa.create(VLLM_MODEL)
 
@@ -87,17 +88,17 @@ def test_create_failure_at_each_step_cleans_up(
 def test_create_failure_of_an_external_model_deletes_its_secret(
     lisa: Lisa, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fail_once(monkeypatch, ModelRegistry, "register", _throttled("TransactWriteItems"))
+    fail_once(monkeypatch, ModelRegistry, "register", _denied("TransactWriteItems"))
     execution = lisa.create(copy.deepcopy(EXTERNAL_MODEL))
     assert_failed_and_clean(lisa, "gpt-4o-mini", execution, "registering the model for serving")
 
 
 DELETE_FAILURES: dict[str, tuple[Any, str, Exception, str]] = {
-    "StartDelete": (ModelRegistry, "deregister", _throttled("TransactWriteItems"), "unregistering the model"),
+    "StartDelete": (ModelRegistry, "deregister", _denied("TransactWriteItems"), "unregistering the model"),
     "DeleteInfrastructure": (
         EcsHostingBackend,
         "start_delete",
-        _throttled("DeleteStack"),
+        _denied("DeleteStack"),
         "deleting the model's stack",
     ),
     "PollDelete": (
@@ -109,11 +110,11 @@ DELETE_FAILURES: dict[str, tuple[Any, str, Exception, str]] = {
     "ReleaseInfrastructure": (
         EcsHostingBackend,
         "release",
-        _throttled("DeregisterTaskDefinition"),
+        _denied("DeregisterTaskDefinition"),
         "deregistering the model's task definitions",
     ),
-    "DeleteSecret": (ModelSecrets, "delete", _throttled("DeleteSecret"), "deleting the model's secret"),
-    "DeleteRecord": (ModelRegistry, "delete", _throttled("TransactWriteItems"), "deleting the model record"),
+    "DeleteSecret": (ModelSecrets, "delete", _denied("DeleteSecret"), "deleting the model's secret"),
+    "DeleteRecord": (ModelRegistry, "delete", _denied("TransactWriteItems"), "deleting the model record"),
 }
 
 
