@@ -62,6 +62,14 @@ class ServedModel:
     litellm_params: dict[str, Any]
 
 
+class ServedModels(list[ServedModel]):
+    """The served models, and how many malformed items were skipped while reading them."""
+
+    def __init__(self, models: Iterable[ServedModel] = (), skipped: int = 0) -> None:
+        super().__init__(models)
+        self.skipped = skipped
+
+
 @dataclass(frozen=True)
 class Page:
     models: list[ModelRecord]
@@ -169,15 +177,22 @@ class ModelRegistry:
             )
         return items
 
-    def served_models(self) -> list[ServedModel]:
-        """The registered models; a malformed item is skipped (see ``parse_record``)."""
-        served = []
+    def served_models(self) -> ServedModels:
+        """The registered models; a malformed item (record or ``litellmParams``) is skipped and
+        counted in ``skipped`` (see ``parse_record``)."""
+        served = ServedModels()
         for item in self.all_items():
-            if not item.get(LITELLM_PARAMS):
+            params = item.get(LITELLM_PARAMS)
+            if not params:
                 continue
             record = parse_record(item)
-            if record is not None:
-                served.append(ServedModel(record, item[LITELLM_PARAMS]))
+            if record is not None and not isinstance(params, dict):
+                logger.error("model item %s skipped: its %s is not an object", record.modelId, LITELLM_PARAMS)
+                record = None
+            if record is None:
+                served.skipped += 1
+            else:
+                served.append(ServedModel(record, params))
         return served
 
     def version(self) -> int:
