@@ -41,12 +41,15 @@ def test_template_creates_in_moto_with_the_workflows_parameters(
     aws: None, model_template: dict[str, Any]
 ) -> None:
     vpc_id, subnets = create_network()
+    serve_group = boto3.client("ec2").create_security_group(
+        GroupName="serve", Description="serve tasks", VpcId=vpc_id
+    )["GroupId"]
     settings = EcsSettings(
         template_url=upload_template(model_template),
         stack_prefix="lisa-prod-model-",
         vpc_id=vpc_id,
         subnet_ids=",".join(subnets),
-        vpc_cidr="10.20.0.0/16",
+        serve_security_group_id=serve_group,
         execution_role_arn="arn:aws:iam::123456789012:role/exec",
         task_role_arn="arn:aws:iam::123456789012:role/task",
     )
@@ -94,6 +97,17 @@ def test_template_creates_in_moto_with_the_workflows_parameters(
         "LoadBalancers"
     ]
     assert balancer["Scheme"] == "internal" and balancer["VpcId"] == vpc_id
+    groups = boto3.client("ec2").describe_security_groups(GroupIds=balancer["SecurityGroups"])[
+        "SecurityGroups"
+    ]
+    sources = {
+        pair["GroupId"]
+        for group in groups
+        for rule in group["IpPermissions"]
+        for pair in rule["UserIdGroupPairs"]
+    }
+    ranges = [r for group in groups for rule in group["IpPermissions"] for r in rule["IpRanges"]]
+    assert sources == {serve_group} and not ranges  # only the serve tasks reach a model
     (target_group,) = elbv2.describe_target_groups(TargetGroupArns=[outputs["TargetGroupArn"]])[
         "TargetGroups"
     ]
