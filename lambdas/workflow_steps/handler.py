@@ -56,16 +56,11 @@ _services: Services | None = None
 
 
 def services() -> Services:
-    """Built once per warm Lambda (tests reset it with ``reset_services``)."""
+    """Built once per warm Lambda (a test starts a cold one by setting ``_services`` to None)."""
     global _services
     if _services is None:
         _services = Services.from_env()
     return _services
-
-
-def reset_services(replacement: Services | None = None) -> None:
-    global _services
-    _services = replacement
 
 
 def run_step(step: str, state: ExecutionState, using: Services) -> ExecutionState:

@@ -280,7 +280,8 @@ def lisa(
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    steps_handler.reset_services()
+    # A cold step Lambda: its services are built on first use, from this test's environment.
+    monkeypatch.setattr(steps_handler, "_services", None)
     machines = create_state_machines()
     with sfn_lambda_adapter.in_process_lambdas({STEP_FUNCTION_ARN: steps_handler.lambda_handler}):
         yield Lisa(
@@ -291,7 +292,6 @@ def lisa(
             registry=ModelRegistry(resources.models_table),
             secrets=ModelSecrets(SECRET_PREFIX),
         )
-    steps_handler.reset_services()
 
 
 def fail_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, error: Exception) -> Callable[[], int]:
