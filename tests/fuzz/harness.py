@@ -6,7 +6,8 @@ For every operation of an OpenAPI document, cases are generated from the schema 
 by the schema; negative: violating it), sent over HTTP to ``base_url`` with the given headers, and
 each response is checked: no 5xx other than the documented ones, the status code documented for
 the operation, the content type documented, the body valid against the documented schema, and (for
-negative cases) the request rejected with a 4xx.
+negative cases) the request rejected with a 4xx. An operation that yields no case (in any mode, or
+in the positive mode) is a failure too: a run must not pass by testing nothing.
 """
 
 from __future__ import annotations
