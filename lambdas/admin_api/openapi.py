@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
-from admin_api.handler import app
+from admin_api.handler import app, load_routes
 
 TITLE = "LISA admin API"
 VERSION = "1.0.0"
@@ -25,6 +25,7 @@ DESCRIPTION = (
 
 def document() -> str:
     """The OpenAPI document as JSON text (deterministic, newline-terminated)."""
+    load_routes()
     return (
         app.get_openapi_json_schema(
             title=TITLE,

@@ -1,0 +1,117 @@
+"""The ``/models`` routes: parse, call ``admin_api.models.ModelService``, shape the response."""
+
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+
+from admin_api.models import DEFAULT_LIMIT, MAX_LIMIT, model_view
+from admin_api.resolver import app, metrics
+from admin_api.responses import json_response
+from admin_api.routes.common import caller, error_docs, ok_docs
+from admin_api.wiring import service
+from lisa_domain.auth import Principal
+from lisa_domain.registry import Page
+from lisa_domain.schema import (
+    CreateModelRequest,
+    ModelId,
+    ModelListResponse,
+    ModelRecord,
+    ModelResponse,
+    UpdateModelRequest,
+)
+
+
+def _model_body(record: ModelRecord) -> dict[str, Any]:
+    return {"model": record.model_dump(mode="json")}
+
+
+def _list_body(page: Page, principal: Principal) -> dict[str, Any]:
+    body: dict[str, Any] = {"models": [model_view(principal, record) for record in page.models]}
+    if page.next_token:
+        body["nextToken"] = page.next_token
+    return body
+
+
+@app.post(
+    "/models",
+    summary="Register a model",
+    description="Admins only. Stores the model in Creating and starts the create workflow. "
+    "An apiKey goes to Secrets Manager; responses never include it.",
+    responses={
+        **ok_docs("The model, in Creating", ModelResponse, 201),
+        **error_docs(400, 401, 403, 409, 422, 502, 503),
+    },
+)
+def create_model(body: CreateModelRequest) -> Response[dict[str, Any]]:
+    record = service().create(caller(), body)
+    metrics.add_metric(name="ModelCreateStarted", unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.CREATED, _model_body(record))
+
+
+@app.get(
+    "/models",
+    summary="List models",
+    description="Any authenticated user; non-admins see only models open to their groups, and only "
+    "their summary (ModelSummary: no deployment details). nextToken is absent on the last page. "
+    "A stored model that is not a valid record is skipped (and counted in MalformedModelRecords).",
+    responses={**ok_docs("One page of models", ModelListResponse), **error_docs(400, 401, 422)},
+)
+def list_models(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
+    next_token: Annotated[
+        str | None, Query(alias="nextToken", description="The nextToken of the previous page")
+    ] = None,
+) -> Response[dict[str, Any]]:
+    principal = caller()
+    page = service().list_models(principal, limit, next_token)
+    if page.skipped:
+        metrics.add_metric(name="MalformedModelRecords", unit=MetricUnit.Count, value=page.skipped)
+    return json_response(HTTPStatus.OK, _list_body(page, principal))
+
+
+@app.get(
+    "/models/<modelId>",
+    summary="Get a model",
+    description="Any authenticated user; a model not open to the caller's groups is reported as 404. "
+    "Non-admins see the model's summary (ModelSummary: no deployment details).",
+    responses={**ok_docs("The model", ModelResponse), **error_docs(401, 404, 422)},
+)
+def get_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
+    principal = caller()
+    return json_response(HTTPStatus.OK, {"model": model_view(principal, service().get(principal, modelId))})
+
+
+@app.put(
+    "/models/<modelId>",
+    summary="Update, stop or start a model",
+    description="Admins only. {'enabled': false} stops (from InService), {'enabled': true} starts "
+    "(from Stopped); other changes from InService or Stopped. Starts the update workflow. An "
+    "allowedGroups change that takes access away applies at once; additions when the workflow finishes.",
+    responses={
+        **ok_docs("The model, in Updating, Stopping or Starting", ModelResponse),
+        **error_docs(400, 401, 403, 404, 409, 422, 502, 503),
+    },
+)
+def update_model(modelId: Annotated[ModelId, Path()], body: UpdateModelRequest) -> Response[dict[str, Any]]:
+    record = service().update(caller(), modelId, body)
+    metrics.add_metric(name="ModelUpdateStarted", unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.OK, _model_body(record))
+
+
+@app.delete(
+    "/models/<modelId>",
+    summary="Delete a model",
+    description="Admins only; from InService, Stopped or Failed. Answers 200 with the model in "
+    "Deleting; the delete workflow removes it.",
+    responses={
+        **ok_docs("The model, in Deleting", ModelResponse),
+        **error_docs(401, 403, 404, 409, 422, 502, 503),
+    },
+)
+def delete_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
+    record = service().delete(caller(), modelId)
+    metrics.add_metric(name="ModelDeleteStarted", unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.OK, _model_body(record))

@@ -1,0 +1,80 @@
+"""The admin API's services, built lazily once per container from the settings.
+
+The imports are inside the functions: the domain (boto3 clients, pydantic models) loads with the
+first request, not with the handler module (cold start). Tests call ``reset()`` after changing the
+environment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from admin_api.models import ModelService
+    from admin_api.tokens import TokenService, TokenSettings
+
+_service: ModelService | None = None
+_token_service: TokenService | None = None
+_token_settings: TokenSettings | None = None
+
+
+def service() -> ModelService:
+    global _service
+    if _service is None:
+        from admin_api.model_url import ModelUrlPolicy
+        from admin_api.models import ModelService
+        from lisa_domain.registry import ModelRegistry
+        from lisa_domain.secrets import ModelSecrets
+        from lisa_domain.settings import settings
+        from lisa_domain.workflows import Workflow, WorkflowStarter
+
+        config = settings()
+        _service = ModelService(
+            registry=ModelRegistry(config.models_table),
+            secrets=ModelSecrets(config.model_secret_prefix),
+            workflows=WorkflowStarter(
+                {
+                    Workflow.CREATE: config.create_state_machine_arn,
+                    Workflow.UPDATE: config.update_state_machine_arn,
+                    Workflow.DELETE: config.delete_state_machine_arn,
+                },
+                poll_seconds=config.workflow_poll_seconds,
+                max_polls=config.workflow_max_polls,
+            ),
+            url_policy=ModelUrlPolicy.from_config(
+                config.model_url_allow_http, config.model_url_allowed_cidrs
+            ),
+        )
+    return _service
+
+
+def token_settings() -> TokenSettings:
+    global _token_settings
+    if _token_settings is None:
+        from admin_api.tokens import TokenSettings
+        from lisa_domain.settings import settings
+
+        _token_settings = TokenSettings.from_settings(settings())
+    return _token_settings
+
+
+def token_service() -> TokenService:
+    global _token_service
+    if _token_service is None:
+        from admin_api.tokens import TokenService
+        from lisa_domain.settings import settings
+        from lisa_domain.tokens import TokenStore
+
+        _token_service = TokenService(TokenStore(settings().tokens_table), token_settings())
+    return _token_service
+
+
+def reset() -> None:
+    """Forget the services (and the cached settings) so the next request rebuilds them."""
+    from lisa_domain.settings import settings
+
+    global _service, _token_service, _token_settings
+    _service = None
+    _token_service = None
+    _token_settings = None
+    settings.cache_clear()
