@@ -1,6 +1,7 @@
 """The admin API's resolver, logger and metrics: what the entry point and every route module share.
 
-Importing this module is cheap on purpose (cold start): no domain logic, no request models.
+Importing this module is cheap on purpose (cold start): no domain logic, no request models, and
+the resolver's OpenAPI validation is built on first use (``LazyValidationResolver``).
 """
 
 import os
@@ -10,6 +11,22 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-admin-api")
 
+
+class LazyValidationResolver(APIGatewayRestResolver):
+    """``APIGatewayRestResolver(enable_validation=True)`` whose validation middlewares are built
+    when the first route runs instead of in the constructor.
+
+    The constructor imports and builds them only when ``enable_validation`` is passed; when a route
+    with validation runs and they are missing, Powertools builds them itself (``Route`` middleware
+    stack). Every route of this resolver validates (``_enable_validation`` is the resolver-wide
+    default the routes and the OpenAPI document read), so requests are validated exactly as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=False)
+        self._enable_validation = True
+
+
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LISA"))
-app = APIGatewayRestResolver(enable_validation=True)
+app = LazyValidationResolver()
