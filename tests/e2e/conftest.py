@@ -131,7 +131,7 @@ def start_local_mode(tmp: Path, *extra_args: str) -> LocalMode:
 
 @pytest.fixture(scope="module")
 def local_mode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMode]:
-    """One local mode for the module; its last test shuts it down (the finalizer makes sure)."""
+    """One local mode shared by the module's tests (none shuts it down); stopped after the last."""
     local = start_local_mode(tmp_path_factory.mktemp("local-mode"))
     try:
         yield local
