@@ -1,11 +1,13 @@
 """Credential checks shared by the admin API's authorizer and the serve app.
 
-A caller presents one bearer value (``Authorization: Bearer <v>`` or ``Api-Key: <v>``). It is the
-management key (compared in constant time against the secret's current version and, for
-``MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS`` after a rotation, its previous one; a Secrets Manager failure
-never blocks the other credentials), an API token (looked up by its SHA-256 hash; expiry enforced),
-or an OIDC JWT (``lisa_domain.oidc``). ``authenticator_from_env()`` builds the one ``Authenticator``
-a process needs from its environment. No credential value is ever logged.
+A caller presents a credential in ``Authorization`` (``Bearer <v>`` or the bare value, as LISA's
+clients send it), ``Api-Key`` or ``x-api-key`` (``credential_candidates``; the admin API's authorizer
+reads one header, ``bearer_value``). It is the management key (compared in constant time against
+the secret's current version and, for ``MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS`` after a rotation, its
+previous one; a Secrets Manager failure never blocks the other credentials), an API token (looked
+up by its SHA-256 hash; expiry enforced), or an OIDC JWT (``lisa_domain.oidc``).
+``authenticator_from_env()`` builds the one ``Authenticator`` a process needs from its environment.
+No credential value is ever logged.
 """
 
 from __future__ import annotations
@@ -49,17 +51,49 @@ class Principal:
         return self.is_admin or not allowed_groups or bool(set(allowed_groups) & set(self.groups))
 
 
+#: The headers a credential may travel in, in the order they are tried: ``Authorization``, LISA's
+#: ``Api-Key`` and the Anthropic client's ``x-api-key`` (names are case-insensitive).
+CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key")
+
+
+def _lowered(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {key.lower(): value for key, value in (headers or {}).items() if isinstance(value, str)}
+
+
+def _header_credential(name: str, value: str) -> str | None:
+    """The credential one header carries. ``Authorization`` holds ``Bearer <v>`` or the bare value
+    (LISA's clients send it without a scheme); another scheme (``Basic ...``) carries none."""
+    value = value.strip()
+    if name != "authorization":
+        return value or None
+    scheme, separator, rest = value.partition(" ")
+    if not separator:
+        return None if value.lower() == "bearer" else value or None
+    return rest.strip() or None if scheme.lower() == "bearer" else None
+
+
+def credential_candidates(headers: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The distinct credentials of ``CREDENTIAL_HEADERS``, in that order (at most three): the serve
+    app tries each, so a request with one valid credential among several is authenticated."""
+    lowered = _lowered(headers)
+    found: list[str] = []
+    for name in CREDENTIAL_HEADERS:
+        credential = _header_credential(name, lowered.get(name, ""))
+        if credential and credential not in found:
+            found.append(credential)
+    return tuple(found)
+
+
 def bearer_value(headers: Mapping[str, str] | None) -> str | None:
-    """The credential in ``Authorization: Bearer`` or ``Api-Key`` (header names case-insensitive)."""
-    lowered = {key.lower(): value for key, value in (headers or {}).items() if value is not None}
-    authorization = lowered.get("authorization", "").strip()
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return None
-    api_key = lowered.get("api-key", "").strip()
-    return api_key or None
+    """The admin API's credential: ``Authorization``'s when that header is present, else ``Api-Key``'s.
+
+    One header decides, never a combination: API Gateway caches the authorizer's answer keyed by
+    ``Authorization`` alone, so an answer must not depend on another header.
+    """
+    lowered = _lowered(headers)
+    if lowered.get("authorization", "").strip():
+        return _header_credential("authorization", lowered["authorization"])
+    return _header_credential("api-key", lowered.get("api-key", ""))
 
 
 class _NoResponseBodies(logging.Filter):

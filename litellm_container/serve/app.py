@@ -33,6 +33,7 @@ from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
 from serve.errors import ServeError, backend_error, bad_request, model_not_found
 from serve.follower import RegistryFollower, RouterFactory, SecretCache, Snapshot
+from serve.lisa_routes import add_lisa_routes
 from serve.openapi import HEALTH, READY, inference_route, models_route
 
 logger = logging.getLogger("lisa.serve")
@@ -194,6 +195,8 @@ def create_app(services: Services) -> FastAPI:
             return _json(entry.card)
         except ServeError as error:
             return error.response()
+
+    add_lisa_routes(app, PREFIX, auth=auth, follower=follower, config=config, snapshot=snapshot)
 
     # ---- inference -------------------------------------------------------------------------------
     async def infer(request: Request, endpoint: Endpoint) -> Response:

@@ -22,13 +22,15 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from lisa_domain.auth import Authenticator, ManagementKey, Principal, bearer_value
+from lisa_domain.auth import Authenticator, ManagementKey, Principal, credential_candidates
 from lisa_domain.errors import Forbidden, Unauthorized
 from lisa_domain.tokens import TokenRecord, TokenStore, hash_token
 from serve.config import ServeConfig
 from serve.errors import ServeError
 
 _MAX_ENTRIES = 10_000
+#: Which failure answers a request none of whose credentials is valid: the highest rank.
+_FAILURE_RANK = {401: 0, 403: 1, 503: 2}
 
 
 def serve_management_key(config: ServeConfig, secretsmanager: Any) -> ManagementKey | None:
@@ -77,15 +79,27 @@ class ServeAuthenticator:
         self._cache: dict[str, _Entry] = {}
 
     async def principal(self, headers: Mapping[str, str]) -> Principal:
-        """The caller; ``ServeError`` 401 (no or bad credentials), 403 or 503 otherwise."""
-        credential = bearer_value(headers)
-        if not credential:
+        """The caller behind the first valid credential of ``credential_candidates`` (LISA's clients
+        send one in two headers); otherwise ``ServeError`` 401 (none, or none valid), or the 403 or
+        503 one of them met (after a 503, a retry may succeed)."""
+        candidates = credential_candidates(headers)
+        if not candidates:
             raise ServeError(
                 401,
-                "Missing credentials: send 'Authorization: Bearer <token>' or 'Api-Key: <token>'.",
+                "Missing credentials: send 'Authorization: Bearer <token>', 'Api-Key: <token>' or "
+                "'x-api-key: <token>'.",
                 type="authentication_error",
                 code="missing_api_key",
             )
+        failures: list[ServeError] = []
+        for credential in candidates:
+            try:
+                return await self._principal_for(credential)
+            except ServeError as error:
+                failures.append(error)
+        raise max(failures, key=lambda error: _FAILURE_RANK.get(error.status, 0))
+
+    async def _principal_for(self, credential: str) -> Principal:
         key = hash_token(credential) if self._ttl > 0 else ""
         if key:
             entry = self._cache.get(key)
