@@ -27,9 +27,14 @@ def json_depth(document: bytes) -> int:
     return max(accumulate(steps), default=0)
 
 
+def too_deep(document: bytes) -> bool:
+    """Whether ``document`` nests deeper than ``MAX_JSON_DEPTH`` (the admin API and the serve app)."""
+    if document.count(b"[") + document.count(b"{") <= MAX_JSON_DEPTH:
+        return False  # fast path: no deeper nesting possible (most bodies)
+    return json_depth(document) > MAX_JSON_DEPTH
+
+
 def check_json_depth(document: bytes, field: str = "body") -> None:
     """``ValidationFailed`` (400) naming ``field`` when ``document`` nests deeper than allowed."""
-    if document.count(b"[") + document.count(b"{") <= MAX_JSON_DEPTH:
-        return  # fast path: no deeper nesting possible (most bodies)
-    if json_depth(document) > MAX_JSON_DEPTH:
+    if too_deep(document):
         raise ValidationFailed(f"{field}: JSON nested deeper than {MAX_JSON_DEPTH} levels")

@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from lisa_domain.json_depth import MAX_JSON_DEPTH, too_deep
 from serve.config import RequestLimits
 from serve.errors import ServeError, bad_request
 
@@ -129,8 +130,6 @@ _TYPE_NAMES = {
 
 
 DEFAULT_LIMITS = RequestLimits()
-#: The deepest nesting of arrays and objects a body may have (the body itself is depth 1).
-MAX_JSON_DEPTH = 64
 #: vLLM's guided-decoding fields, each bounded by ``RequestLimits.max_guided_bytes``.
 GUIDED_FIELDS = ("guided_json", "guided_regex", "guided_choice", "guided_grammar", "response_format")
 #: Token counts bounded by ``RequestLimits.max_tokens``.
@@ -178,33 +177,17 @@ def _too_deep() -> ServeError:
     )
 
 
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays/objects nest more than ``limit`` levels (iterative: no recursion to exhaust)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        current, depth = stack.pop()
-        children = current.values() if isinstance(current, dict) else current
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
-
-
 def parse(raw: bytes, endpoint: Endpoint, limits: RequestLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """The checked body: JSON object, required fields present, every field known, well typed and
     within ``limits``."""
+    if too_deep(raw):  # measured before parsing: json.loads recurses once per level
+        raise _too_deep()
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise bad_request(f"The request body is not valid JSON: {error}", code="invalid_json") from None
-    except RecursionError:
-        raise _too_deep() from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
-    if _nested_deeper_than(body, MAX_JSON_DEPTH):
-        raise _too_deep()
     allowed = ALLOWED[endpoint]
     for name in REQUIRED[endpoint]:
         if body.get(name) is None:
