@@ -10,6 +10,8 @@ Conflict; a cancellation for ``TransactionConflict``, ``ThrottlingError`` or
 ``ProvisionedThroughputExceeded`` (and a throttled call) is retried with full jitter, at most
 ``WRITE_ATTEMPTS`` times, then reported as ``Unavailable`` (503; the workflow steps retry it).
 
+Readers return typed records: ``get`` a ``ModelRecord``, ``stored`` a ``StoredModel`` (the record,
+whether it is registered for serving, its status history), ``served_models`` the ``ServedModel``s.
 A stored item that does not validate is skipped (logged, counted) by every reader that goes
 through ``parse_record``, so one malformed record never blocks the registry.
 """
@@ -25,7 +27,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from lisa_domain.dynamo import from_item, to_attribute, to_item
 from lisa_domain.errors import (
@@ -52,6 +54,37 @@ BACKOFF_CAP_SECONDS = 1.0
 TRANSIENT_CANCELLATION_CODES = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 )
+
+
+class StatusChange(BaseModel):
+    """One entry of a model's ``statusHistory`` (appended by every transition)."""
+
+    status: ModelStatus
+    at: int = Field(description="Unix seconds")
+    reason: str | None = None
+
+
+_HISTORY = TypeAdapter(list[StatusChange])
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A model as the registry holds it: the record plus what only the registry knows."""
+
+    record: ModelRecord
+    #: Whether the item has ``litellmParams``, i.e. the serve app routes to the model.
+    registered: bool
+    history: list[StatusChange]
+
+    def entered_status_at(self) -> int:
+        """When the model entered its current status (the first of the latest run of entries with
+        that status; 0 without history)."""
+        entered = 0
+        for change in reversed(self.history):
+            if change.status != self.record.status:
+                break
+            entered = change.at
+        return entered
 
 
 @dataclass(frozen=True)
@@ -113,7 +146,8 @@ class ModelRegistry:
 
     # ---- reads -------------------------------------------------------------------------------
     def get_item(self, model_id: str) -> dict[str, Any]:
-        """The raw item (record fields plus ``litellmParams`` when registered); NotFound if absent."""
+        """The item as stored (record fields, ``litellmParams`` when registered, ``statusHistory``);
+        NotFound if absent. For inspection: logic reads the typed ``get`` / ``stored``."""
         response = self._client.get_item(
             TableName=self.table_name, Key={"modelId": {"S": model_id}}, ConsistentRead=True
         )
@@ -122,7 +156,17 @@ class ModelRegistry:
         return from_item(response["Item"])
 
     def get(self, model_id: str) -> ModelRecord:
+        """The model's record; NotFound if absent, ValidationError if the item is not a valid record."""
         return ModelRecord.model_validate(self.get_item(model_id))
+
+    def stored(self, model_id: str) -> StoredModel:
+        """The model with its registration and status history (``get`` when the record is enough)."""
+        item = self.get_item(model_id)
+        return StoredModel(
+            record=ModelRecord.model_validate(item),
+            registered=bool(item.get(LITELLM_PARAMS)),
+            history=_HISTORY.validate_python(item.get("statusHistory") or []),
+        )
 
     def list_visible(
         self,
@@ -395,7 +439,6 @@ def _failure_kind(error: ClientError) -> str:
 
 
 def _history_entry(status: ModelStatus, reason: str | None, at: int) -> dict[str, Any]:
-    entry: dict[str, Any] = {"status": status.value, "at": at}
-    if reason:
-        entry["reason"] = reason
-    return entry
+    return StatusChange(status=status, at=at, reason=reason or None).model_dump(
+        mode="json", exclude_none=True
+    )

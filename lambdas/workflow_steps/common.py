@@ -15,6 +15,7 @@ from botocore.exceptions import (
 from lisa_domain.errors import TRANSIENT_AWS_ERROR_CODES, LisaError, Unavailable
 from lisa_domain.schema import ModelRecord, ModelStatus
 from workflow_steps.hosting import HostingFailed, Progress
+from workflow_steps.services import Services
 from workflow_steps.state import ExecutionState
 
 
@@ -67,6 +68,14 @@ def expect_status(record: ModelRecord, *allowed: ModelStatus) -> None:
         raise WrongStatus(
             f"model '{record.modelId}' is {record.status.value}, not {states}; nothing was changed"
         )
+
+
+def model_in_transit(services: Services, state: ExecutionState) -> ModelRecord:
+    """The model, verified to be in the status the admin API moved it to for this execution (steps
+    verify the admin API's transition, they never repeat it); WrongStatus otherwise."""
+    record = services.registry.get(state.modelId)
+    expect_status(record, state.transient_status())
+    return record
 
 
 def readable(error: BaseException) -> str:

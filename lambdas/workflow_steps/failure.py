@@ -22,27 +22,15 @@ import json
 from typing import Any
 
 from lisa_domain.errors import Conflict, NotFound
-from lisa_domain.schema import TRANSIENT_STATES, UPDATABLE_STATES, ModelRecord, ModelStatus
+from lisa_domain.lifecycle import TRANSITIONS, Action
+from lisa_domain.schema import ModelRecord, ModelStatus
 from workflow_steps import update
 from workflow_steps.common import poll, readable
 from workflow_steps.delete import delete_model_secret
 from workflow_steps.services import Services
 from workflow_steps.state import ExecutionState
 
-VERBS = {"create": "Create", "delete": "Delete", "update": "Update", "stop": "Stop", "start": "Start"}
 TERMINAL_EXECUTION_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
-
-
-def _operation(state: ExecutionState) -> str:
-    return update.action_of(state) if state.operation == "update" else state.operation
-
-
-def _transient_status(state: ExecutionState) -> ModelStatus:
-    if state.operation == "create":
-        return ModelStatus.CREATING
-    if state.operation == "delete":
-        return ModelStatus.DELETING
-    return update.TRANSIENT_BY_ACTION[update.action_of(state)]
 
 
 def _owned_model(services: Services, state: ExecutionState) -> ModelRecord | None:
@@ -52,7 +40,7 @@ def _owned_model(services: Services, state: ExecutionState) -> ModelRecord | Non
     except NotFound:
         state.cleanupNotes.append("the model record no longer exists")
         return None
-    if record.status != _transient_status(state):
+    if record.status != state.transient_status():
         state.cleanupNotes.append(f"the model is {record.status.value}; cleanup left it alone")
         return None
     return record
@@ -120,20 +108,20 @@ def _error_message(error: dict[str, Any] | None) -> str:
 def failure_reason(state: ExecutionState, restored: ModelStatus | None = None) -> str:
     """Why the model failed and what to do; ``restored``: the status a metadata-only update's
     failure put the model back in (see ``restorable_status``)."""
-    operation = _operation(state)
-    reason = f"{VERBS[operation]} failed: {_error_message(state.error)}"
+    action = state.lifecycle_action()
+    reason = f"{action.value.capitalize()} failed: {_error_message(state.error)}"
     cleanup_error = state.cleanupError
     if cleanup_error:
         reason += f". Cleanup failed too: {_error_message(cleanup_error)}"
     if state.cleanupNotes:
         reason += ". Cleanup: " + "; ".join(state.cleanupNotes)
-    if operation == "create":
+    if action == Action.CREATE:
         hint = (
             "Delete the model to remove what is left, then create it again"
             if cleanup_error
             else "What the workflow had created was removed; fix the cause, delete the model and create it again"
         )
-    elif operation == "delete":
+    elif action == Action.DELETE:
         hint = "Delete the model again to retry"
     elif restored is not None:
         hint = f"The update was not applied and the model is {restored.value} again; fix the cause and retry"
@@ -149,9 +137,9 @@ def restorable_status(services: Services, state: ExecutionState) -> ModelStatus 
     from the record and the changes, so the execution-status backstop gets it right too): such an
     update wrote nothing before it failed, and a served model stayed registered.
     """
-    if state.operation != "update" or update.action_of(state) != "update":
+    if state.lifecycle_action() != Action.UPDATE:
         return None
-    if state.previousStatus not in UPDATABLE_STATES:
+    if state.previousStatus not in TRANSITIONS[Action.UPDATE].sources:
         return None
     try:
         record = services.registry.get(state.modelId)
@@ -167,13 +155,13 @@ def mark_failed(services: Services, state: ExecutionState) -> ExecutionState:
     if restored is not None:
         with contextlib.suppress(NotFound, Conflict):
             services.registry.transition(
-                state.modelId, allowed_from=[_transient_status(state)], to=restored, reason=reason
+                state.modelId, allowed_from=[state.transient_status()], to=restored, reason=reason
             )
         return state
     # NotFound: gone; Conflict: no longer this execution's to fail (see _owned_model).
     with contextlib.suppress(NotFound, Conflict):
         services.registry.deregister(
-            state.modelId, allowed_from=[_transient_status(state)], to=ModelStatus.FAILED, reason=reason
+            state.modelId, allowed_from=[state.transient_status()], to=ModelStatus.FAILED, reason=reason
         )
     return state
 
@@ -191,12 +179,12 @@ def on_execution_ended(services: Services, event: dict[str, Any]) -> dict[str, A
         return {"ignored": f"execution status {status}"}
     state = ExecutionState.model_validate(json.loads(detail.get("input") or "{}"))
     try:
-        record = services.registry.get(state.modelId)
+        stored = services.registry.stored(state.modelId)
     except NotFound:
         return {"ignored": "model gone"}
-    if record.status not in TRANSIENT_STATES or record.status != _transient_status(state):
-        return {"ignored": f"model is {record.status.value}"}
-    if _entered_current_status_at(services, state.modelId) > int(detail.get("startDate", 0)) / 1000 + 1:
+    if stored.record.status != state.transient_status():
+        return {"ignored": f"model is {stored.record.status.value}"}
+    if stored.entered_status_at() > int(detail.get("startDate", 0)) / 1000 + 1:
         return {"ignored": "a later execution owns the model"}
     if state.operation in ("create", "delete"):
         cleanup(services, state)
@@ -207,15 +195,3 @@ def on_execution_ended(services: Services, event: dict[str, Any]) -> dict[str, A
     }
     mark_failed(services, state)
     return {"failed": state.modelId}
-
-
-def _entered_current_status_at(services: Services, model_id: str) -> float:
-    history = services.registry.get_item(model_id).get("statusHistory", [])
-    if not history:
-        return 0.0
-    current, entered = history[-1]["status"], float(history[-1]["at"])
-    for entry in reversed(history):
-        if entry["status"] != current:
-            break
-        entered = float(entry["at"])
-    return entered

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lisa_domain.lifecycle import TRANSITIONS, Action, update_action
 from lisa_domain.schema import ModelStatus
 
 
@@ -41,6 +42,17 @@ class ExecutionState(BaseModel):
     cleanupError: dict[str, Any] | None = None
     #: Written by MarkFailed: the reason the model is Failed (also the Fail state's cause).
     statusReason: str | None = None
+
+    def lifecycle_action(self) -> Action:
+        """create, delete, or the update's ``action`` (from ``changes.enabled`` when an input has no
+        ``action``)."""
+        if self.operation != "update":
+            return Action(self.operation)
+        return Action(self.action) if self.action else update_action(self.changes.get("enabled"))
+
+    def transient_status(self) -> ModelStatus:
+        """The status the admin API moved the model to for this execution (``TRANSITIONS``)."""
+        return TRANSITIONS[self.lifecycle_action()].transient
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

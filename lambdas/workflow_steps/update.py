@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lisa_domain.lifecycle import Action
 from lisa_domain.litellm_params import litellm_params
 from lisa_domain.registry import LITELLM_PARAMS
 from lisa_domain.schema import (
@@ -26,36 +27,18 @@ from lisa_domain.schema import (
     ModelStatus,
     merge_container_config,
 )
-from workflow_steps.common import expect_status, poll
+from workflow_steps.common import expect_status, model_in_transit, poll
 from workflow_steps.services import Services
 from workflow_steps.state import ExecutionState
-
-TRANSIENT_BY_ACTION = {
-    "update": ModelStatus.UPDATING,
-    "stop": ModelStatus.STOPPING,
-    "start": ModelStatus.STARTING,
-}
-SOURCE_BY_ACTION = {
-    "update": (ModelStatus.IN_SERVICE, ModelStatus.STOPPED),
-    "stop": (ModelStatus.IN_SERVICE,),
-    "start": (ModelStatus.STOPPED,),
-}
-
-
-def action_of(state: ExecutionState) -> str:
-    if state.action:
-        return state.action
-    enabled = state.changes.get("enabled")
-    return "update" if enabled is None else ("start" if enabled else "stop")
 
 
 def desired_model(record: ModelRecord, state: ExecutionState) -> ModelRecord:
     """The model as it should be once the update is done."""
     changes = state.changes
     update: dict[str, Any] = {field: changes[field] for field in METADATA_UPDATE_FIELDS if field in changes}
-    action = action_of(state)
-    if action != "update":
-        update["enabled"] = action == "start"
+    action = state.lifecycle_action()
+    if action != Action.UPDATE:
+        update["enabled"] = action == Action.START
     if changes.get("autoScalingInstanceConfig") and record.autoScalingConfig:
         merged = record.autoScalingConfig.model_dump() | {
             key: value for key, value in changes["autoScalingInstanceConfig"].items() if value is not None
@@ -69,32 +52,23 @@ def desired_model(record: ModelRecord, state: ExecutionState) -> ModelRecord:
     return ModelRecord.model_validate(desired.model_dump() | {"apiKeySecretArn": record.apiKeySecretArn})
 
 
-def _model(services: Services, state: ExecutionState) -> ModelRecord:
-    record = services.registry.get(state.modelId)
-    expect_status(record, TRANSIENT_BY_ACTION[action_of(state)])
-    return record
-
-
 def touches_infrastructure(record: ModelRecord, state: ExecutionState) -> bool:
     """Whether the update changes running infrastructure (else it only rewrites the record)."""
     if not record.self_hosted:
         return False
-    return action_of(state) != "update" or bool(
+    return state.lifecycle_action() != Action.UPDATE or bool(
         state.changes.get("autoScalingInstanceConfig") or state.changes.get("containerConfig")
     )
 
 
 def start_update(services: Services, state: ExecutionState) -> ExecutionState:
-    """Check the status (the admin API moved the model already); a stop unregisters the model now."""
-    action = action_of(state)
-    transient = TRANSIENT_BY_ACTION[action]
-    item = services.registry.get_item(state.modelId)
-    record = ModelRecord.model_validate(item)
-    if record.status in SOURCE_BY_ACTION[action]:  # started without the admin API's transition
-        services.registry.transition(state.modelId, allowed_from=[record.status], to=transient)
-        record = services.registry.get(state.modelId)
+    """Verify the admin API's transition (the model is in the action's transient status, not
+    repeated here); a stop unregisters the model now."""
+    transient = state.transient_status()
+    stored = services.registry.stored(state.modelId)
+    record = stored.record
     expect_status(record, transient)
-    if action == "stop" and item.get(LITELLM_PARAMS):
+    if state.lifecycle_action() == Action.STOP and stored.registered:
         services.registry.deregister(
             state.modelId,
             allowed_from=[transient],
@@ -112,7 +86,7 @@ def start_update(services: Services, state: ExecutionState) -> ExecutionState:
 
 
 def update_infrastructure(services: Services, state: ExecutionState) -> ExecutionState:
-    record = _model(services, state)
+    record = model_in_transit(services, state)
     state.undo = services.hosting.start_update(
         desired_model(record, state), container_changed=bool(state.changes.get("containerConfig"))
     )
@@ -121,19 +95,19 @@ def update_infrastructure(services: Services, state: ExecutionState) -> Executio
 
 
 def poll_update(services: Services, state: ExecutionState) -> ExecutionState:
-    model = desired_model(_model(services, state), state)
+    model = desired_model(model_in_transit(services, state), state)
     return poll(state, "update", "updating the model's stack", lambda: services.hosting.poll_update(model))
 
 
 def poll_service(services: Services, state: ExecutionState) -> ExecutionState:
-    model = desired_model(_model(services, state), state)
+    model = desired_model(model_in_transit(services, state), state)
     what = "starting the model's containers" if model.enabled else "stopping the model's containers"
     return poll(state, "service", what, lambda: services.hosting.poll_service(model))
 
 
 def finish_update(services: Services, state: ExecutionState) -> ExecutionState:
     """Write the new settings with the final status; register the model if it ends InService."""
-    record = _model(services, state)
+    record = model_in_transit(services, state)
     model = desired_model(record, state)
     fields: dict[str, Any] = {
         field: value
