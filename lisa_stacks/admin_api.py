@@ -14,9 +14,12 @@ from lisa_stacks.nag import acknowledge
 #: (path, methods); every method gets the authorizer and the proxy integration.
 ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("GET", "POST")),
+    ("models/metadata/instances", ("GET",)),
     ("models/{modelId}", ("GET", "PUT", "DELETE")),
+    ("models/{modelId}/context-window", ("PUT",)),
     ("api-tokens", ("GET", "POST")),
     ("api-tokens/{tokenId}", ("GET", "DELETE")),
+    ("docs", ("GET",)),
 )
 
 ERROR_TEMPLATE = '{"message": $context.error.messageString}'

@@ -419,11 +419,11 @@ class ModelHostingStack(cdk.Stack):
         params = {
             "ModelId": param(
                 "ModelId",
-                allowed_pattern=r"^[a-z0-9][a-z0-9._-]*$",
-                max_length=63,
+                allowed_pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",  # lisa_domain.schema.MODEL_ID_PATTERN
+                max_length=128,  # lisa_domain.schema.MODEL_ID_MAX_LENGTH
                 description="The model's id (for tags and names)",
             ),
-            "InstanceType": param("InstanceType", description="GPU instance type, e.g. g5.xlarge"),
+            "InstanceType": param("InstanceType", description="EC2 instance type, e.g. g5.xlarge"),
             "TaskDefinitionArn": param(
                 "TaskDefinitionArn",
                 allowed_pattern=r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/.+$",

@@ -31,7 +31,15 @@ logger = logging.getLogger(__name__)
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 
 #: The admin API's resources (docs/architecture.md, DESIGN "Admin API contract").
-ADMIN_ROUTES: tuple[str, ...] = ("/models", "/models/{modelId}", "/api-tokens", "/api-tokens/{tokenId}")
+ADMIN_ROUTES: tuple[str, ...] = (
+    "/models",
+    "/models/metadata/instances",
+    "/models/{modelId}",
+    "/models/{modelId}/context-window",
+    "/api-tokens",
+    "/api-tokens/{tokenId}",
+    "/docs",
+)
 
 ACCOUNT_ID = "123456789012"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit

@@ -49,7 +49,9 @@ tracer = build_tracer(SERVICE_NAME)
 #: The route modules, one entry each (in the order their paths appear in the OpenAPI document).
 ROUTE_MODULES = (
     "admin_api.routes.models",
+    "admin_api.routes.model_metadata",
     "admin_api.routes.tokens",
+    "admin_api.routes.docs",
 )
 
 

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from admin_api.model_url import ModelUrlPolicy
 from lisa_domain.auth import Principal
+from lisa_domain.context_window import context_window_of
 from lisa_domain.errors import Conflict, DependencyFailed, Forbidden, NotFound, ValidationFailed
 from lisa_domain.registry import ModelRegistry, Page, now
 from lisa_domain.schema import (
@@ -50,7 +51,6 @@ from lisa_domain.workflows import Workflow, WorkflowStarter
 
 logger = Logger(child=True)
 
-DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 UpdateAction = Literal["update", "stop", "start"]
@@ -118,6 +118,7 @@ class ModelService:
         record = ModelRecord.model_validate(
             {
                 **request.definition().model_dump(),
+                "contextWindow": request.contextWindow or context_window_of(request),
                 "status": ModelStatus.CREATING,
                 "createdAt": timestamp,
                 "updatedAt": timestamp,
@@ -197,13 +198,26 @@ class ModelService:
 
     # ---- read --------------------------------------------------------------------------------
     def list_models(
-        self, principal: Principal, limit: int = DEFAULT_LIMIT, next_token: str | None = None
+        self, principal: Principal, limit: int | None = None, next_token: str | None = None
     ) -> Page:
-        """One page of the models the caller may see; ``next_token`` is absent on the last page."""
-        if not 1 <= limit <= MAX_LIMIT:
+        """One page of the models the caller may see; ``next_token`` is absent on the last page.
+
+        Without a ``limit``, every model the caller may see (from ``next_token`` on) in one page, as
+        LISA lists them (its clients do not paginate)."""
+        if limit is not None and not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit: must be between 1 and {MAX_LIMIT}")
         visible = None if principal.is_admin else (lambda record: principal.can_use(record.allowedGroups))
-        return self.registry.list_visible(limit, next_token, visible)
+        if limit is not None:
+            return self.registry.list_visible(limit, next_token, visible)
+        models: list[ModelRecord] = []
+        skipped = 0
+        while True:
+            page = self.registry.list_visible(MAX_LIMIT, next_token, visible)
+            models.extend(page.models)
+            skipped += page.skipped
+            next_token = page.next_token
+            if next_token is None:
+                return Page(models, None, skipped)
 
     def get(self, principal: Principal, model_id: str) -> ModelRecord:
         """One model; a model the caller may not see is reported as not found (no existence leak).
@@ -296,6 +310,23 @@ class ModelService:
             raise ValidationFailed(
                 f"containerConfig: {_first_message(error)} (combined with the model's current settings)"
             ) from error
+
+    def set_context_window(self, principal: Principal, model_id: str, context_window: int) -> ModelRecord:
+        """Set the model's context window (when registration could not tell it, or told it wrong).
+
+        A metadata change: no workflow, the status stays; the serve app picks it up with the next
+        registry version. Not while the model is being deleted."""
+        _require_admin(principal, "set context windows")
+        record = self.registry.get(model_id)
+        if record.status == ModelStatus.DELETING:
+            raise Conflict(f"model '{model_id}' is Deleting; its context window can no longer change")
+        return self.registry.transition(
+            model_id,
+            allowed_from=[record.status],
+            to=record.status,
+            reason=record.statusReason,
+            changes={"contextWindow": context_window},
+        )
 
     # ---- delete ------------------------------------------------------------------------------
     def delete(self, principal: Principal, model_id: str) -> ModelRecord:

@@ -20,35 +20,12 @@ from pydantic import (
     model_validator,
 )
 
-MODEL_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-MODEL_ID_MAX_LENGTH = 63
+from lisa_domain.instance_types import is_instance_type
 
-#: GPU instance types the per-model stack can run, with their GPU count (the task definition asks
-#: for all of them). Only types with NVIDIA GPUs supported by the ECS GPU-optimized AMI.
-SUPPORTED_INSTANCE_TYPES: dict[str, int] = {
-    "g4dn.xlarge": 1,
-    "g4dn.2xlarge": 1,
-    "g4dn.4xlarge": 1,
-    "g4dn.8xlarge": 1,
-    "g4dn.12xlarge": 4,
-    "g5.xlarge": 1,
-    "g5.2xlarge": 1,
-    "g5.4xlarge": 1,
-    "g5.8xlarge": 1,
-    "g5.12xlarge": 4,
-    "g5.48xlarge": 8,
-    "g6.xlarge": 1,
-    "g6.2xlarge": 1,
-    "g6.4xlarge": 1,
-    "g6.8xlarge": 1,
-    "g6.12xlarge": 4,
-    "g6.48xlarge": 8,
-    "g6e.xlarge": 1,
-    "g6e.2xlarge": 1,
-    "g6e.12xlarge": 4,
-    "p4d.24xlarge": 8,
-    "p5.48xlarge": 8,
-}
+#: Letters of either case, digits, '-', '.', '_' (LISA's ids keep working; no other characters, so
+#: two ids never collide once AWS resource names are derived from them: see ``resource_name``).
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MODEL_ID_MAX_LENGTH = 128
 
 #: Environment value that removes a variable in an update (LISA's convention).
 MARKED_FOR_DELETION = "LISA_MARKED_FOR_DELETION"
@@ -64,7 +41,10 @@ SECRET_ARN_PATTERN = re.compile(
 ModelId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MODEL_ID_MAX_LENGTH, pattern=MODEL_ID_PATTERN),
-    Field(description="Id users call the model by: lower-case letters, digits, '-', '.', '_'; 1-63 chars."),
+    Field(
+        description="Id users call the model by: letters (either case), digits, '-', '.', '_'; "
+        f"1-{MODEL_ID_MAX_LENGTH} chars."
+    ),
 ]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, strip_whitespace=False)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -74,6 +54,15 @@ class ModelType(StrEnum):
     TEXTGEN = "textgen"
     EMBEDDING = "embedding"
     IMAGEGEN = "imagegen"
+    VIDEOGEN = "videogen"
+
+
+class HostingType(StrEnum):
+    """Where a model runs (LISA's ``hostingType``)."""
+
+    THIRD_PARTY = "third_party"
+    LISA_HOSTED = "lisa_hosted"
+    INTERNAL_HOSTED = "internal_hosted"
 
 
 class InferenceContainer(StrEnum):
@@ -108,9 +97,27 @@ TRANSIENT_STATES = frozenset(
 
 
 class StrictModel(BaseModel):
-    """Base of every request body: unknown fields are rejected, not ignored."""
+    """Base of every request body: unknown fields are rejected, not ignored. A field given as
+    ``null`` is absent (its default applies), as in LISA, whose clients send null for optional fields."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+def _not_supported_yet(reason: str) -> Any:
+    """A validator for a LISA field this API does not implement yet: setting it is a 422 with
+    ``reason`` (rather than the field being silently dropped)."""
+
+    def reject(value: Any) -> Any:
+        raise ValueError(reason)
+
+    return reject
 
 
 class Feature(StrictModel):
@@ -264,16 +271,24 @@ class ModelDefinition(StrictModel):
     containerConfig: ContainerConfig | None = None
     autoScalingConfig: AutoScalingConfig | None = None
     loadBalancerConfig: LoadBalancerConfig | None = None
+    hostingType: HostingType | None = Field(
+        default=None,
+        description="Where the model runs; when absent, lisa_hosted for self-hosted models and "
+        "third_party otherwise. internal_hosted needs modelUrl.",
+    )
+    contextWindow: PositiveInt | None = Field(
+        default=None,
+        description="Maximum input tokens. When absent, registration fills it from the container "
+        "environment (VLLM_MAX_MODEL_LEN, MAX_MODEL_LEN, MAX_TOTAL_TOKENS) or, for Bedrock and "
+        "external models, from a table of LiteLLM's model info; null when unknown. Shown by the "
+        "serve API's /model/info as max_input_tokens.",
+    )
 
-    @field_validator("instanceType")
+    @field_validator("modelUrl")
     @classmethod
-    def _instance_type(cls, value: str | None) -> str | None:
-        if value is not None and value not in SUPPORTED_INSTANCE_TYPES:
-            raise ValueError(
-                f"'{value}' is not a GPU instance type the model stack supports; "
-                f"supported: {', '.join(sorted(SUPPORTED_INSTANCE_TYPES))}"
-            )
-        return value
+    def _blank_url_is_absent(cls, value: str | None) -> str | None:
+        # LISA's clients send "" for "no URL" (its integration setup does for every Bedrock model).
+        return value if value and value.strip() else None
 
     @model_validator(mode="after")
     def _consistency(self) -> ModelDefinition:
@@ -289,6 +304,12 @@ class ModelDefinition(StrictModel):
             )
         if self.modelType == ModelType.EMBEDDING and self.streaming:
             raise ValueError("streaming: embedding models cannot stream")
+        if self.hostingType == HostingType.INTERNAL_HOSTED and not self.modelUrl:
+            raise ValueError("hostingType: internal_hosted models need modelUrl")
+        if self.hostingType == HostingType.LISA_HOSTED and not given:
+            raise ValueError(f"hostingType: lisa_hosted models need {', '.join(HOSTING_FIELDS)}")
+        if self.hostingType is None:
+            self.hostingType = HostingType.LISA_HOSTED if given else HostingType.THIRD_PARTY
         return self
 
     @property
@@ -296,10 +317,25 @@ class ModelDefinition(StrictModel):
         return self.inferenceContainer is not None
 
 
+GUARDRAILS_NOT_SUPPORTED = "guardrails are not supported yet; remove guardrailsConfig"
+GUARDRAILS_DESCRIPTION = "Not supported yet: setting it is a 422."
+
+
 class CreateModelRequest(ModelDefinition):
     """Body of ``POST /models``. ``apiKey`` goes to Secrets Manager and is never stored here."""
 
     apiKey: Annotated[str, StringConstraints(min_length=1)] | None = Field(default=None, repr=False)
+    guardrailsConfig: Any = Field(default=None, exclude=True, description=GUARDRAILS_DESCRIPTION)
+
+    _guardrails = field_validator("guardrailsConfig")(_not_supported_yet(GUARDRAILS_NOT_SUPPORTED))
+
+    @field_validator("instanceType")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        # Checked on requests only: reading a stored record never loads EC2's service model.
+        if value is not None and not is_instance_type(value):
+            raise ValueError("not an EC2 instance type (GET /models/metadata/instances lists them)")
+        return value
 
     @model_validator(mode="after")
     def _api_key(self) -> CreateModelRequest:
@@ -405,6 +441,9 @@ class UpdateModelRequest(StrictModel):
     features: list[Feature] | None = None
     autoScalingInstanceConfig: AutoScalingInstanceConfig | None = None
     containerConfig: ContainerConfigUpdate | None = None
+    guardrailsConfig: Any = Field(default=None, exclude=True, description=GUARDRAILS_DESCRIPTION)
+
+    _guardrails = field_validator("guardrailsConfig")(_not_supported_yet(GUARDRAILS_NOT_SUPPORTED))
 
     @model_validator(mode="after")
     def _not_empty(self) -> UpdateModelRequest:
@@ -417,6 +456,12 @@ class UpdateModelRequest(StrictModel):
     def changes(self) -> dict[str, Any]:
         """The fields the caller set, as plain JSON (the workflow input)."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+class UpdateContextWindowRequest(StrictModel):
+    """Body of ``PUT /models/{modelId}/context-window``."""
+
+    contextWindow: PositiveInt = Field(description="Maximum input tokens of the model")
 
 
 class ModelRecord(ModelDefinition):
@@ -442,6 +487,7 @@ SUMMARY_FIELDS = (
     "modelDescription",
     "streaming",
     "features",
+    "contextWindow",
     "status",
     "enabled",
     "createdAt",
@@ -458,6 +504,7 @@ class ModelSummary(BaseModel):
     modelDescription: str
     streaming: bool
     features: list[Feature]
+    contextWindow: int | None = None
     status: ModelStatus
     enabled: bool
     createdAt: int = Field(description="Unix seconds")

@@ -78,7 +78,7 @@ def test_management_key_is_generated_retained_and_rotated(core: Template, synthe
 
 def test_every_api_method_requires_the_authorizer(core: Template) -> None:
     methods = _resources(core, "AWS::ApiGateway::Method")
-    assert len(methods) == 9
+    assert len(methods) == 12
     authorizers = _resources(core, "AWS::ApiGateway::Authorizer")
     assert len(authorizers) == 1
     (authorizer_id,) = authorizers
@@ -106,11 +106,15 @@ def test_routes(core: Template) -> None:
     parts = sorted(
         r["Properties"]["PathPart"] for r in _resources(core, "AWS::ApiGateway::Resource").values()
     )
-    assert parts == ["api-tokens", "models", "{modelId}", "{tokenId}"]
+    assert parts == sorted(
+        ["api-tokens", "models", "metadata", "instances", "{modelId}", "context-window", "{tokenId}", "docs"]
+    )
     verbs = sorted(
         m["Properties"]["HttpMethod"] for m in _resources(core, "AWS::ApiGateway::Method").values()
     )
-    assert verbs == sorted(["GET", "POST", "GET", "PUT", "DELETE", "GET", "POST", "GET", "DELETE"])
+    assert verbs == sorted(
+        ["GET", "POST", "GET", "GET", "PUT", "DELETE", "PUT", "GET", "POST", "GET", "DELETE", "GET"]
+    )
 
 
 def test_stage_logging_throttling_tracing(core: Template, synthesized: Synthesized) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from lisa_domain.instance_types import gpu_count
 from lisa_domain.registry import LITELLM_PARAMS
-from lisa_domain.schema import SUPPORTED_INSTANCE_TYPES
 from tests.integration.conftest import BEDROCK_MODEL, EXTERNAL_MODEL, STACK_PREFIX, VLLM_MODEL, Lisa
 
 
@@ -69,9 +69,7 @@ def test_self_hosted_create_builds_stack_task_definition_and_registers(lisa: Lis
         container["portMappings"][0]["containerPort"] == 8080
         and container["portMappings"][0]["hostPort"] == 0
     )
-    assert container["resourceRequirements"] == [
-        {"type": "GPU", "value": str(SUPPORTED_INSTANCE_TYPES["g5.12xlarge"])}
-    ]
+    assert container["resourceRequirements"] == [{"type": "GPU", "value": str(gpu_count("g5.12xlarge"))}]
     assert container["linuxParameters"]["sharedMemorySize"] == 4096
     assert container["healthCheck"]["command"] == [
         "CMD-SHELL",

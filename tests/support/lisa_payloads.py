@@ -60,3 +60,22 @@ EXTERNAL_MODEL: dict[str, Any] = {
     "streaming": True,
     "apiKey": API_KEY,
 }
+#: A Bedrock model as LISA's own clients send it (its integration setup, through lisapy's
+#: create_bedrock_model): every optional field present as null, modelUrl "", a mixed-case id.
+LISAPY_BEDROCK_MODEL: dict[str, Any] = {
+    "autoScalingConfig": None,
+    "containerConfig": None,
+    "inferenceContainer": None,
+    "instanceType": None,
+    "loadBalancerConfig": None,
+    "modelId": "Claude-3-Haiku_Bedrock",
+    "modelName": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+    "modelDescription": "Bedrock model bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+    "modelType": "textgen",
+    "modelUrl": "",
+    "streaming": True,
+    "features": [{"name": "summarization", "overview": ""}, {"name": "toolCalls", "overview": ""}],
+    "allowedGroups": None,
+    "guardrailsConfig": None,
+    "hostingType": None,
+}

@@ -181,14 +181,13 @@ def _without(*fields: str) -> dict[str, Any]:
 
 INVALID_CREATES: list[tuple[str, dict[str, Any], str]] = [
     ("model-id-pattern", _with(modelId="Mistral 7B!"), "body.modelId"),
-    ("model-id-too-long", _with(modelId="m" * 64), "body.modelId"),
+    ("model-id-too-long", _with(modelId="m" * 129), "body.modelId"),
     ("model-id-leading-dash", _with(modelId="-mistral"), "body.modelId"),
     ("model-id-missing", _without("modelId"), "body.modelId"),
     ("empty-model-name", _with(modelName=""), "body.modelName"),
-    ("unknown-model-type", _with(modelType="videogen"), "body.modelType"),
+    ("unknown-model-type", _with(modelType="audiogen"), "body.modelType"),
     ("unknown-container", _with(inferenceContainer="triton"), "body.inferenceContainer"),
     ("streaming-yes", _with(streaming="yes"), "body.streaming"),
-    ("streaming-null", _with(streaming=None), "body.streaming"),
     (
         "streaming-embedding",
         {"modelId": "e5", "modelName": "bedrock/cohere.embed", "modelType": "embedding", "streaming": True},
@@ -200,7 +199,7 @@ INVALID_CREATES: list[tuple[str, dict[str, Any], str]] = [
         {**BEDROCK_MODEL, "loadBalancerConfig": VLLM_MODEL["loadBalancerConfig"]},
         "loadBalancerConfig",
     ),
-    ("unsupported-instance", _with(instanceType="m5.large"), "body.instanceType"),
+    ("unknown-instance-type", _with(instanceType="g5.huge"), "body.instanceType"),
     ("autoscaling-min-gt-max", _nested("autoScalingConfig.minCapacity", 5), "body.autoScalingConfig"),
     ("autoscaling-desired-above", _nested("autoScalingConfig.desiredCapacity", 4), "desiredCapacity"),
     ("autoscaling-zero", _nested("autoScalingConfig.minCapacity", 0), "body.autoScalingConfig.minCapacity"),
@@ -429,12 +428,17 @@ def test_pagination_for_non_admins_fills_pages_with_visible_models(
     assert sorted(seen_b) == ["m00", "m03", "m06", "m09"] and sizes_b == [3, 1]
 
 
-def test_default_page_size_is_20(resources: LocalResources, workflows: Workflows) -> None:
-    for index in range(21):
-        seed(resources, f"m{index:02d}")
+def test_without_limit_every_model_is_listed(resources: LocalResources, workflows: Workflows) -> None:
+    """As LISA lists them (lisapy's list_models does not paginate): more than one page of MAX_LIMIT."""
+    for index in range(103):
+        seed(resources, f"m{index:03d}", allowed_groups=["team-a"] if index % 2 else [])
     status, body = call("GET", "/models")
     assert status == 200
-    assert len(body["models"]) == 20 and "nextToken" in body
+    assert sorted(model["modelId"] for model in body["models"]) == [f"m{i:03d}" for i in range(103)]
+    assert "nextToken" not in body
+    status, body = call("GET", "/models", principal=USER_B)
+    assert status == 200 and "nextToken" not in body
+    assert len(body["models"]) == 52  # the models open to everyone
 
 
 @pytest.mark.parametrize(

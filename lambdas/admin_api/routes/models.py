@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from admin_api.models import DEFAULT_LIMIT, MAX_LIMIT, model_view
+from admin_api.models import MAX_LIMIT, model_view
 from admin_api.resolver import app, metrics
 from admin_api.responses import json_response
 from admin_api.routes.common import caller, error_docs, ok_docs
@@ -55,12 +55,16 @@ def create_model(body: CreateModelRequest) -> Response[dict[str, Any]]:
     "/models",
     summary="List models",
     description="Any authenticated user; non-admins see only models open to their groups, and only "
-    "their summary (ModelSummary: no deployment details). nextToken is absent on the last page. "
+    "their summary (ModelSummary: no deployment details). Without limit, every such model (from "
+    "nextToken on) in one answer, as LISA lists them; with limit, one page, and nextToken is absent on "
+    "the last page. "
     "A stored model that is not a valid record is skipped (and counted in MalformedModelRecords).",
     responses={**ok_docs("One page of models", ModelListResponse), **error_docs(400, 401, 422)},
 )
 def list_models(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_LIMIT, description="Page size (absent: every model)")
+    ] = None,
     next_token: Annotated[
         str | None, Query(alias="nextToken", description="The nextToken of the previous page")
     ] = None,

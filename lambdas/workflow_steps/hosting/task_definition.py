@@ -15,7 +15,8 @@ import re
 from hashlib import sha256
 from typing import Any
 
-from lisa_domain.schema import SUPPORTED_INSTANCE_TYPES, InferenceContainer, ModelRecord
+from lisa_domain.instance_types import gpu_count
+from lisa_domain.schema import InferenceContainer, ModelRecord
 
 CONTAINER_NAME = "model"
 CONTAINER_PORT = 8080
@@ -25,16 +26,24 @@ DEFAULT_MEMORY_RESERVATION = 4096
 HEALTH_LIMITS = {"interval": (5, 300), "timeout": (2, 120), "retries": (1, 10), "startPeriod": (0, 300)}
 
 
+#: CloudFormation's stack-name limit (the task-definition family, the same name, may have 255).
+STACK_NAME_MAX_LENGTH = 128
+
+
 def resource_name(prefix: str, model_id: str) -> str:
     """Stack name and task-definition family of a model: ``<prefix><modelId>``.
 
-    Model ids may contain ``.`` and ``_``, which stack names may not; those become ``-`` plus a
-    short hash of the id so that ``a.b`` and ``a-b`` never share a stack.
+    Stack names allow only letters, digits and ``-``, up to ``STACK_NAME_MAX_LENGTH``. An id with
+    other characters (``.``, ``_``) or upper-case letters becomes lower case with ``-`` for those,
+    plus ``-`` and a short hash of the id, so that ``a.b``, ``a-b`` and ``A-b`` never share a stack;
+    an id too long for the limit is cut to fit before the hash.
     """
-    cleaned = re.sub(r"[^A-Za-z0-9-]", "-", model_id)
-    if cleaned != model_id:
-        cleaned = f"{cleaned}-{sha256(model_id.encode()).hexdigest()[:6]}"
-    return f"{prefix}{cleaned}"
+    cleaned = re.sub(r"[^a-z0-9-]", "-", model_id.lower())
+    if cleaned == model_id and len(prefix) + len(cleaned) <= STACK_NAME_MAX_LENGTH:
+        return f"{prefix}{cleaned}"
+    digest = sha256(model_id.encode()).hexdigest()[:6]
+    room = STACK_NAME_MAX_LENGTH - len(prefix) - len(digest) - 1
+    return f"{prefix}{cleaned[:room]}-{digest}"
 
 
 def _clamp(name: str, value: int) -> int:
@@ -77,7 +86,6 @@ def task_definition_request(
         "essential": True,
         "portMappings": [{"containerPort": CONTAINER_PORT, "hostPort": 0, "protocol": "tcp"}],
         "environment": [{"name": name, "value": value} for name, value in sorted(environment.items())],
-        "resourceRequirements": [{"type": "GPU", "value": str(SUPPORTED_INSTANCE_TYPES[instance_type])}],
         "linuxParameters": {"sharedMemorySize": config.sharedMemorySize},
         "memoryReservation": config.memoryReservation or DEFAULT_MEMORY_RESERVATION,
         "healthCheck": {
@@ -88,6 +96,8 @@ def task_definition_request(
             "startPeriod": _clamp("startPeriod", health.startPeriod),
         },
     }
+    if gpus := gpu_count(instance_type):
+        container["resourceRequirements"] = [{"type": "GPU", "value": str(gpus)}]
     if config.secrets:
         # ECS reads these with the task execution role when the container starts: the values are
         # never in the task definition, the registry or the workflow input.
