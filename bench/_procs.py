@@ -276,8 +276,11 @@ def proxy_venv() -> Path:
     return litellm
 
 
-def start_proxy(models: Mapping[str, str], backend_url: str, master_key: str) -> tuple[Process, str]:
-    """The LiteLLM proxy (no database) with ``models`` (name -> backend model), on a free port."""
+def start_proxy(
+    models: Mapping[str, str], backend_url: str, master_key: str, *, workers: int = 1
+) -> tuple[Process, str]:
+    """The LiteLLM proxy (no database) with ``models`` (name -> backend model) and ``workers``
+    worker processes, on a free port."""
     litellm = proxy_venv()
     port = free_port()
     lines = ["model_list:"]
@@ -310,7 +313,7 @@ def start_proxy(models: Mapping[str, str], backend_url: str, master_key: str) ->
             "--port",
             str(port),
             "--num_workers",
-            "1",
+            str(workers),
         ],
         env={"DISABLE_SCHEMA_UPDATE": "true", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"},
     )

@@ -219,8 +219,8 @@ class TokenService:
         return record
 
     def revoke(self, principal: Principal, token_id: str) -> TokenRecord:
-        """Delete the token: it stops working at once on the serve API and within the authorizer
-        cache TTL on the admin API."""
+        """Delete the token: it stops working on the serve API within a second (every replica follows
+        the tokens table) and on the admin API within the authorizer cache TTL (at most 60 s)."""
         record = self.get(principal, token_id)
         if not self.store.delete(record):
             raise NotFound(f"token '{token_id}' not found")

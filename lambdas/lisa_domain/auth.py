@@ -45,6 +45,9 @@ class Principal:
     groups: tuple[str, ...]
     is_admin: bool
     method: AuthMethod
+    #: When the credential stops working (Unix seconds; ``None``: never, or not known): an API
+    #: token's ``tokenExpiration``. Callers that keep a principal must not keep it past this.
+    expires_at: int | None = None
 
     def can_use(self, allowed_groups: list[str]) -> bool:
         """Whether a model open to ``allowed_groups`` (empty = everyone) is visible to this caller."""
@@ -237,6 +240,13 @@ class ManagementKey:
 JwtVerifier = Callable[[str], "Principal | None"]
 
 
+def token_principal(
+    username: str, groups: tuple[str, ...], expiration: int | None, admin_group: str
+) -> Principal:
+    """The caller an API token stands for (its expiry included; whether it has passed is the caller's check)."""
+    return Principal(username, groups, admin_group in groups, "api-token", expiration)
+
+
 class Authenticator:
     def __init__(
         self,
@@ -264,8 +274,9 @@ class Authenticator:
         if self._tokens is not None:
             record = self._tokens.find(credential)
             if record is not None and not record.expired():
-                groups = tuple(record.groups)
-                return Principal(record.username, groups, self._admin_group in groups, "api-token")
+                return token_principal(
+                    record.username, tuple(record.groups), record.tokenExpiration, self._admin_group
+                )
         raise Unauthorized("invalid or expired credentials")
 
 

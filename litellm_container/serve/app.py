@@ -1,8 +1,9 @@
 """The serve app: OpenAI-compatible routes under ``/v2/serve`` on LiteLLM's Router.
 
-Per request: authenticate (cached, off the event loop), read the body under the size limit, check
-it, look the model up in the current registry snapshot (invisible models are 404), and call the
-snapshot's Router. No request or response body is ever logged. See docs/serve-api.md.
+Per request: authenticate (API tokens from the followed tokens table, in memory; other credentials
+off the event loop), read the body under the size limit, check it, look the model up in the
+current registry snapshot (invisible models are 404), and call the snapshot's Router. No request
+or response body is ever logged. See docs/serve-api.md.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ from starlette.responses import Response, StreamingResponse
 from lisa_domain.auth import Authenticator, JwtVerifier, jwt_verifier_from_env
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
+from lisa_domain.tokens import TokenStore
 from serve._litellm import Router
-from serve.auth import RecordingTokenStore, ServeAuthenticator, serve_management_key
+from serve.auth import ServeAuthenticator, serve_management_key
 from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
 from serve.errors import ServeError, backend_error, bad_request, model_not_found
 from serve.follower import RegistryFollower, RouterFactory, SecretCache, Snapshot
 from serve.lisa_routes import add_lisa_routes
 from serve.openapi import HEALTH, READY, inference_route, models_route
+from serve.token_follower import TokenFollower
 
 logger = logging.getLogger("lisa.serve")
 
@@ -55,6 +58,8 @@ class Services:
     config: ServeConfig
     follower: RegistryFollower
     auth: ServeAuthenticator
+    #: The followed API tokens (``None``: no tokens table, API tokens are refused).
+    tokens: TokenFollower | None = None
 
 
 def router_factory(config: ServeConfig) -> RouterFactory:
@@ -82,10 +87,18 @@ def build_services(
     )
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, config=boto_config)
     secretsmanager = boto3.client("secretsmanager", endpoint_url=endpoint_url, config=boto_config)
-    tokens = RecordingTokenStore(config.tokens_table, dynamodb) if config.tokens_table else None
+    tokens = (
+        TokenFollower(
+            TokenStore(config.tokens_table, dynamodb),
+            config.admin_group,
+            poll_seconds=config.tokens_poll_seconds,
+            resync_seconds=config.tokens_resync_seconds,
+        )
+        if config.tokens_table
+        else None
+    )
     authenticator = Authenticator(
         admin_group=config.admin_group,
-        tokens=tokens,
         management_key=serve_management_key(config, secretsmanager),
         jwt_verifier=jwt_verifier,
     )
@@ -96,7 +109,10 @@ def build_services(
         poll_seconds=config.registry_poll_seconds,
     )
     return Services(
-        config, follower, ServeAuthenticator(authenticator, tokens=tokens, ttl=config.auth_cache_seconds)
+        config,
+        follower,
+        ServeAuthenticator(authenticator, tokens=tokens, ttl=config.auth_cache_seconds),
+        tokens,
     )
 
 
@@ -105,13 +121,18 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 
 def create_app(services: Services) -> FastAPI:
-    config, follower, auth = services.config, services.follower, services.auth
+    config, follower, auth, tokens = services.config, services.follower, services.auth, services.tokens
+
+    def tokens_loaded() -> bool:
+        return tokens is None or tokens.loaded
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         follower.start()
+        if tokens is not None:
+            tokens.start()
         deadline = time.monotonic() + _STARTUP_WAIT_SECONDS
-        while follower.snapshot is None and time.monotonic() < deadline:
+        while (follower.snapshot is None or not tokens_loaded()) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         # LiteLLM and its cost map leave ~400,000 long-lived objects; a full collection walks them
         # all (~150 ms, every request stalls). Freezing them keeps later collections short.
@@ -121,6 +142,8 @@ def create_app(services: Services) -> FastAPI:
             yield
         finally:
             await follower.stop()
+            if tokens is not None:
+                await tokens.stop()
 
     app = FastAPI(title="LISA serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.services = services
@@ -156,21 +179,33 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/health/ready", **READY)
     @app.get("/health/readiness", **READY)
     async def ready() -> Response:
-        """503 only until the first snapshot; then 200 with staleness and gaps in the body, so a
-        registry outage does not take every replica out of its load balancer."""
+        """503 only until the first snapshot and the first load of the API tokens; then 200 with
+        staleness and gaps in the body, so a registry outage does not take every replica out of
+        its load balancer."""
         current = follower.snapshot
-        if current is None:
-            return _json({"status": "not ready", "registryLoaded": False}, 503)
+        if current is None or not tokens_loaded():
+            return _json(
+                {
+                    "status": "not ready",
+                    "registryLoaded": current is not None,
+                    "tokensLoaded": tokens_loaded(),
+                },
+                503,
+            )
         age = follower.registry_age()
+        tokens_age = tokens.age() if tokens is not None else 0.0
         return _json(
             {
                 "status": "ready",
                 "registryVersion": current.version,
                 "models": len(current.models),
-                "stale": age > config.registry_stale_seconds,
+                "stale": max(age, tokens_age) > config.registry_stale_seconds,
                 "registryAgeSeconds": round(age, 3),
                 "incomplete": sorted(current.incomplete),
                 "skippedRecords": current.skipped,
+                "tokensVersion": tokens.version if tokens is not None else None,
+                "tokens": len(tokens) if tokens is not None else 0,
+                "tokensAgeSeconds": round(tokens_age, 3),
             }
         )
 

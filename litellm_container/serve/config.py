@@ -102,8 +102,14 @@ class ServeConfig:
     port: int = 8080
     #: How often the registry version is read (seconds); a change is served within this plus a rebuild.
     registry_poll_seconds: float = 0.25
-    #: Readiness reports ``stale`` (still 200) when the registry could not be read for this long (seconds).
+    #: Readiness reports ``stale`` (still 200) when the registry (or the tokens table) could not be
+    #: read for this long (seconds).
     registry_stale_seconds: float = 10.0
+    #: How often the tokens table's version is read (seconds): API-token creation and revocation
+    #: reach the replica within this plus one read.
+    tokens_poll_seconds: float = 0.25
+    #: Every this many seconds the replica reloads every token (picks up deletions made outside LISA).
+    tokens_resync_seconds: float = 300.0
     #: How long to wait for a model backend (connect, and between any two bytes it sends).
     backend_timeout_seconds: float = 300.0
     #: LiteLLM retries per request (0 = a failing backend fails the request at once).
@@ -112,7 +118,8 @@ class ServeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: Caps on ``n``, ``best_of``, token counts and guided-decoding fields.
     request_limits: RequestLimits = RequestLimits()
-    #: How long a successful authentication is reused (0 = never); token expiry is still checked.
+    #: How long a successful management-key authentication is reused (0 = never). API tokens are
+    #: always answered from the replica's followed tokens; JWT results are never reused.
     auth_cache_seconds: float = 0.0
     #: Whether the management key is accepted on the serve API (off: API tokens and JWTs only).
     allow_management_key: bool = False
@@ -120,9 +127,11 @@ class ServeConfig:
     log_level: str = "info"
     keep_alive_seconds: float = 75.0
     graceful_shutdown_seconds: float = 25.0
-    #: uvicorn worker processes sharing the socket (0 = one per available CPU, see ``worker_count``).
-    #: Each follows the registry on its own, so for up to one poll after a change they may disagree.
-    workers: int = 1
+    #: uvicorn worker processes sharing the socket (0, the default = one per available CPU, see
+    #: ``worker_count``; the deployment sets the task's vCPUs). Each follows the registry and the
+    #: tokens on its own, so two requests to one task may see different versions for up to the
+    #: propagation bound (one second) after a change.
+    workers: int = 0
 
     def worker_count(self) -> int:
         """``workers``, or when 0 the CPUs this process may use (affinity and cgroup quota)."""
@@ -140,6 +149,8 @@ class ServeConfig:
             port=int(_number(env, "LISA_SERVE_PORT", 8080, 0)),
             registry_poll_seconds=_number(env, "LISA_SERVE_REGISTRY_POLL_SECONDS", 0.25, 0.01),
             registry_stale_seconds=_number(env, "LISA_SERVE_REGISTRY_STALE_SECONDS", 10.0, 0.1),
+            tokens_poll_seconds=_number(env, "LISA_SERVE_TOKENS_POLL_SECONDS", 0.25, 0.01),
+            tokens_resync_seconds=_number(env, "LISA_SERVE_TOKENS_RESYNC_SECONDS", 300.0, 1),
             backend_timeout_seconds=_number(env, "LISA_SERVE_BACKEND_TIMEOUT_SECONDS", 300.0, 0.1),
             backend_retries=int(_number(env, "LISA_SERVE_BACKEND_RETRIES", 0, 0)),
             max_body_bytes=int(_number(env, "LISA_SERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1)),
@@ -150,5 +161,5 @@ class ServeConfig:
             log_level=(env.get("LISA_SERVE_LOG_LEVEL", "").strip() or "info").lower(),
             keep_alive_seconds=_number(env, "LISA_SERVE_KEEP_ALIVE_SECONDS", 75.0, 1),
             graceful_shutdown_seconds=_number(env, "LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS", 25.0, 0),
-            workers=int(_number(env, "LISA_SERVE_WORKERS", 1, 0)),
+            workers=int(_number(env, "LISA_SERVE_WORKERS", 0, 0)),
         )

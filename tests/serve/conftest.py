@@ -24,6 +24,7 @@ from serve.config import ServeConfig
 from tests.conftest import ADMIN_GROUP
 from tests.support.fake_backend import FakeBackend
 from tests.support.servers import ServerThread, free_port
+from tests.support.waiting import wait_for
 
 BACKEND_TIMEOUT = 1.5
 MAX_BODY = 256 * 1024
@@ -113,6 +114,13 @@ class ServeEnv:
         self.wait_for_registry()
         return record
 
+    def wait_for_tokens(self, timeout: float = 5.0) -> None:
+        """Until the serve app follows every token change made so far (bounded)."""
+        wanted = self.tokens.version().version
+        follower = self.services.tokens
+        assert follower is not None
+        wait_for(lambda: (follower.version or 0) >= wanted, timeout, "the serve app following the tokens")
+
     def wait_for_registry(self, timeout: float = 5.0) -> None:
         wanted = self.registry.version()
         deadline = time.monotonic() + timeout
@@ -134,6 +142,7 @@ def serve(moto_url: str, backend: tuple[FakeBackend, str]) -> Iterator[ServeEnv]
         management_key_secret_arn=resources.management_key_secret_arn,
         admin_group=ADMIN_GROUP,
         registry_poll_seconds=0.05,
+        tokens_poll_seconds=0.05,
         backend_timeout_seconds=BACKEND_TIMEOUT,
         max_body_bytes=MAX_BODY,
         auth_cache_seconds=AUTH_CACHE,
@@ -154,6 +163,7 @@ def serve(moto_url: str, backend: tuple[FakeBackend, str]) -> Iterator[ServeEnv]
     )
     for who, groups in {"admin": [ADMIN_GROUP], "alice": ["team-a"], "bob": ["team-b"], "nobody": []}.items():
         env.token_values[who] = env.tokens.create(username=who, groups=groups)[0]
+    env.wait_for_tokens()
     env.add_model("chat-open")
     env.add_model("chat-team-a", groups=["team-a"])
     env.add_model("chat-team-b", groups=["team-b"])

@@ -283,7 +283,7 @@ def test_readiness_is_503_until_the_first_snapshot(serve: ServeEnv, moto_url: st
         for path in ("/health/ready", "/health/readiness"):
             response = httpx.get(server.url + path)
             assert response.status_code == 503
-            assert response.json() == {"status": "not ready", "registryLoaded": False}
+            assert response.json() == {"status": "not ready", "registryLoaded": False, "tokensLoaded": True}
         assert httpx.get(server.url + "/health").status_code == 200
         registry.down = False
         _wait_until(lambda: httpx.get(server.url + "/health/readiness").status_code == 200)

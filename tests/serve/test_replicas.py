@@ -154,7 +154,11 @@ def replicas(
     }
     app_dir, command, health = layout_app(tmp_path_factory.mktemp("image"))
     env = replica_env(
-        moto_url, resources, LISA_SERVE_BACKEND_TIMEOUT_SECONDS="10", LISA_SERVE_ACCESS_LOG="false"
+        moto_url,
+        resources,
+        LISA_SERVE_BACKEND_TIMEOUT_SECONDS="10",
+        LISA_SERVE_ACCESS_LOG="false",
+        LISA_SERVE_WORKERS="1",  # one process per replica: this test is about replicas, not workers
     )
     logs = tmp_path_factory.mktemp("logs")
     started: list[Replica] = []

@@ -197,20 +197,22 @@ def test_missing_or_bad_credentials_are_401(serve: ServeEnv, headers: dict[str, 
 
 def test_expired_token_is_401(serve: ServeEnv) -> None:
     value, _ = serve.tokens.create(username="old", groups=[], expiration=int(time.time()) - 1)
+    serve.wait_for_tokens()
     with pytest.raises(openai.AuthenticationError):
         serve.client(value).models.list()
 
 
-def test_revoked_token_stops_working_at_once(serve: ServeEnv) -> None:
-    assert serve.services.config.auth_cache_seconds == 0
+def test_revoked_token_stops_working_within_a_second(serve: ServeEnv) -> None:
     value, record = serve.tokens.create(username="temp", groups=[])
+    serve.wait_for_tokens()
     client = serve.client(value)
     client.models.list()
-    serve.tokens._client.delete_item(
-        TableName=serve.tokens.table_name, Key={"tokenHash": {"S": record.tokenHash}}
-    )
-    with pytest.raises(openai.AuthenticationError):
-        client.models.list()
+    assert serve.tokens.delete(record)
+
+    def refused() -> bool:
+        return httpx.get(serve.base_url + "/models", headers=serve.headers(value)).status_code == 401
+
+    wait_for(refused, 1.0, "the revoked token refused")
 
 
 def test_forbidden_identity_is_403(serve: ServeEnv) -> None:
