@@ -8,6 +8,7 @@ proxy shapes (``serve.lisa_routes``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from types import MappingProxyType
 from typing import Any
@@ -15,9 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from lisa_domain.auth import Principal, bearer_value, credential_candidates
+from lisa_domain.auth import Authenticator, Principal, bearer_value, credential_candidates
+from lisa_domain.errors import Forbidden
 from lisa_domain.registry import ServedModel, ServedModels
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from serve.auth import ServeAuthenticator
+from serve.errors import ServeError
 from serve.follower import ServedEntry, Snapshot
 from serve.lisa_routes import (
     ALIVE,
@@ -110,6 +114,32 @@ def test_lisa_routes_refuse_without_a_valid_credential(
         response = get(serve, path, headers)
         assert response.status_code == status, (path, response.text)
         assert response.json()["error"]["code"] == code
+
+
+def _verifier(credential: str) -> Principal | None:
+    if credential == "hdr.down.sig":
+        raise ConnectionError("the issuer's keys cannot be fetched")
+    if credential == "hdr.forbidden.sig":
+        raise Forbidden("this identity may not use LISA")
+    return ALICE if credential == "hdr.alice.sig" else None
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Authorization": "hdr.down.sig", "Api-Key": "hdr.forbidden.sig", "x-api-key": "wrong"}, 503),
+        ({"Authorization": "wrong", "Api-Key": "hdr.forbidden.sig"}, 403),
+        ({"Authorization": "wrong", "x-api-key": "also-wrong"}, 401),
+    ],
+)
+def test_the_answer_when_no_credential_is_valid(headers: dict[str, str], status: int) -> None:
+    """503 (a retry may succeed) over 403 (a real identity, refused) over 401."""
+    auth = ServeAuthenticator(Authenticator(admin_group="admins", jwt_verifier=_verifier), tokens=None, ttl=0)
+    with pytest.raises(ServeError) as raised:
+        asyncio.run(auth.principal(headers))
+    assert raised.value.status == status
+    headers = {**headers, "x-api-key": "hdr.alice.sig"}
+    assert asyncio.run(auth.principal(headers)) == ALICE
 
 
 # ---- routes over HTTP -------------------------------------------------------------------------
