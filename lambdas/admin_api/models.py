@@ -19,7 +19,7 @@ Callers who are not administrators see a model as a ``ModelSummary`` (``model_vi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,11 +29,10 @@ from admin_api.model_url import ModelUrlPolicy
 from lisa_domain.auth import Principal
 from lisa_domain.context_window import context_window_of
 from lisa_domain.errors import Conflict, DependencyFailed, Forbidden, NotFound, ValidationFailed
+from lisa_domain.lifecycle import TRANSITIONS, Action, update_action
 from lisa_domain.registry import ModelRegistry, Page, now
 from lisa_domain.schema import (
-    DELETABLE_STATES,
     MARKED_FOR_DELETION,
-    UPDATABLE_STATES,
     ContainerConfig,
     ContainerConfigUpdate,
     CreateModelRequest,
@@ -52,8 +51,6 @@ from lisa_domain.workflows import Workflow, WorkflowStarter
 logger = Logger(child=True)
 
 MAX_LIMIT = 100
-
-UpdateAction = Literal["update", "stop", "start"]
 
 #: AWS errors that mean "a secret with this name exists (or is scheduled for deletion)".
 _SECRET_EXISTS = frozenset({"ResourceExistsException", "InvalidRequestException"})
@@ -119,7 +116,7 @@ class ModelService:
             {
                 **request.definition().model_dump(),
                 "contextWindow": request.contextWindow or context_window_of(request),
-                "status": ModelStatus.CREATING,
+                "status": TRANSITIONS[Action.CREATE].transient,
                 "createdAt": timestamp,
                 "updatedAt": timestamp,
                 "apiKeySecretArn": secret_arn,
@@ -182,7 +179,7 @@ class ModelService:
 
     def _undo_create(self, model_id: str, secret_arn: str | None) -> None:
         try:
-            self.registry.delete(model_id, allowed_from=[ModelStatus.CREATING])
+            self.registry.delete(model_id, allowed_from=[TRANSITIONS[Action.CREATE].transient])
         except Exception:
             logger.exception("cleanup: deleting the model record failed", extra={"model_id": model_id})
         if secret_arn is not None:
@@ -239,40 +236,26 @@ class ModelService:
         _require_admin(principal, "update models")
         record = self.registry.get(model_id)
         self._check_update(record, request)
-        action: UpdateAction
-        if request.enabled is False:
-            action, allowed_from, target = "stop", [ModelStatus.IN_SERVICE], ModelStatus.STOPPING
-        elif request.enabled is True:
-            action, allowed_from, target = "start", [ModelStatus.STOPPED], ModelStatus.STARTING
-        else:
-            action, allowed_from, target = "update", sorted(UPDATABLE_STATES), ModelStatus.UPDATING
-        if record.status not in allowed_from:
-            states = ", ".join(status.value for status in allowed_from)
-            raise Conflict(
-                f"model '{model_id}' is {record.status.value}; {action} is allowed only from: {states}"
-            )
-
+        action = update_action(request.enabled)
         at_once: dict[str, Any] = {}
         if request.allowedGroups is not None:
             narrowed = narrowed_groups(record.allowedGroups, request.allowedGroups)
             if narrowed is not None:
                 at_once["allowedGroups"] = narrowed
-        updated = self.registry.transition(
-            model_id, allowed_from=[record.status], to=target, changes=at_once or None
-        )
+        updated = self._begin(record, action, changes=at_once or None)
         details: dict[str, Any] = {
-            "action": action,
+            "action": action.value,
             "previousStatus": record.status.value,
             "changes": request.changes(),
         }
         self._start_or_revert(
             Workflow.UPDATE,
             record,
-            target,
+            action,
             details,
             restore={field: getattr(record, field) for field in at_once},
         )
-        logger.info("model update started", extra={"model_id": model_id, "action": action})
+        logger.info("model update started", extra={"model_id": model_id, "action": action.value})
         return updated
 
     def _check_update(self, record: ModelRecord, request: UpdateModelRequest) -> None:
@@ -333,26 +316,42 @@ class ModelService:
         """Move the model to Deleting and start the delete workflow (which removes the record)."""
         _require_admin(principal, "delete models")
         record = self.registry.get(model_id)
-        if record.status not in DELETABLE_STATES:
-            states = ", ".join(sorted(status.value for status in DELETABLE_STATES))
-            raise Conflict(
-                f"model '{model_id}' is {record.status.value}; delete is allowed only from: {states}"
-            )
-        updated = self.registry.transition(
-            model_id, allowed_from=[record.status], to=ModelStatus.DELETING, reason=record.statusReason
-        )
-        self._start_or_revert(
-            Workflow.DELETE, record, ModelStatus.DELETING, {"previousStatus": record.status.value}
-        )
+        updated = self._begin(record, Action.DELETE, reason=record.statusReason)
+        self._start_or_revert(Workflow.DELETE, record, Action.DELETE, {"previousStatus": record.status.value})
         logger.info("model deletion started", extra={"model_id": model_id})
         return updated
 
     # ---- internals ---------------------------------------------------------------------------
+    def _begin(
+        self,
+        record: ModelRecord,
+        action: Action,
+        *,
+        reason: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> ModelRecord:
+        """The one move of a model into ``action``'s transient status (``TRANSITIONS``): Conflict
+        unless the action may start from ``record``'s status; a conditional write from that status,
+        so a concurrent change gets 409 too."""
+        transition = TRANSITIONS[action]
+        if record.status not in transition.sources:
+            raise Conflict(
+                f"model '{record.modelId}' is {record.status.value}; {action.value} is allowed only "
+                f"from: {transition.allowed_from()}"
+            )
+        return self.registry.transition(
+            record.modelId,
+            allowed_from=[record.status],
+            to=transition.transient,
+            reason=reason,
+            changes=changes,
+        )
+
     def _start_or_revert(
         self,
         workflow: Workflow,
         before: ModelRecord,
-        target: ModelStatus,
+        action: Action,
         details: dict[str, Any],
         restore: dict[str, Any] | None = None,
     ) -> None:
@@ -367,7 +366,7 @@ class ModelService:
             try:
                 self.registry.transition(
                     before.modelId,
-                    allowed_from=[target],
+                    allowed_from=[TRANSITIONS[action].transient],
                     to=before.status,
                     reason=before.statusReason,
                     changes=restore or None,
