@@ -7,8 +7,9 @@ plain text), ``model_url`` (for models LISA hosts, its own load balancer), ``con
 
 Each item becomes a file entry validated with the schema module's ``CreateModelRequest``. What
 cannot be carried over is named in the notes, never silently dropped: a stored API key (replaced by
-an ``apiKey: {fromEnv: ...}`` reference: its value is never written), guardrails, LISA's own model
-URL of a model it hosted, fields this API does not have, and whole models that do not validate.
+an ``apiKey: {fromEnv: ...}`` reference: its value is never written), LISA's own model URL of a
+model it hosted, fields this API does not have, and whole models that do not validate. (LISA keeps
+guardrails in a table of their own, which is not read: this API has no guardrails.)
 """
 
 from __future__ import annotations
@@ -79,8 +80,6 @@ def convert(item: dict[str, Any], notes: list[str]) -> dict[str, Any] | None:
     body.setdefault("modelId", model_id)
     self_hosted = all(body.get(name) for name in HOSTING_FIELDS)
     api_key = body.pop("apiKey", None)
-    if body.pop("guardrailsConfig", None):
-        notes.append(f"{model_id}: guardrailsConfig is not supported here; not carried over")
     if item.get("context_window") is not None:
         body["contextWindow"] = item["context_window"]
     if self_hosted:
