@@ -1,7 +1,8 @@
 """``lisa apply``: the plan (what differs between the file and the registry) and its execution.
 
 A plan has one change per model that differs: ``create`` (not in the registry), ``update`` (only
-fields ``PUT /models/{id}`` or ``PUT /models/{id}/context-window`` can change, and ``enabled``),
+fields ``PUT /models/{id}``, its ``/context-window`` or ``/schedule`` routes can change, and
+``enabled``),
 ``recreate`` (a field no route can change, or a Failed model: delete, then create; refused unless
 asked for) and ``delete`` (in the registry, not in the file: only with prune). Computing the plan
 calls nothing that changes anything; a plan with no changes means no mutating call at all.
@@ -41,6 +42,8 @@ METADATA_PATHS = frozenset(
 SCALING_NAMES = frozenset(
     {"minCapacity", "maxCapacity", "desiredCapacity", "cooldown", "defaultInstanceWarmup"}
 )
+#: autoScalingConfig.<this> is set and deleted through the schedule routes.
+SCHEDULE_FIELD = "scheduling"
 #: containerConfig.healthCheckConfig.<name> -> containerConfig.<update field>.
 HEALTH_CHECK_FIELDS = {
     "command": "healthCheckCommand",
@@ -76,6 +79,8 @@ class Change:
     reasons: list[str] = field(default_factory=list)
     update: UpdateModelRequest | None = None
     context_window: int | None = None
+    #: Set or delete the schedule (``autoScalingConfig.scheduling``) through the schedule routes.
+    schedule_changed: bool = False
     enabled: bool | None = None
 
 
@@ -102,8 +107,9 @@ _ABSENT = object()
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted paths (lists and scalars are leaves)."""
-    if isinstance(value, dict) and (value or not prefix):
+    """Nested mappings as dotted paths (lists and scalars are leaves; an empty mapping has none, so
+    adding the first environment variable is one added path, not a changed mapping)."""
+    if isinstance(value, dict):
         flat: dict[str, Any] = {}
         for key, item in value.items():
             flat |= flatten(item, f"{prefix}.{key}" if prefix else str(key))
@@ -130,18 +136,29 @@ def definition_diff(desired: DesiredModel, current: ModelRecord) -> list[FieldCh
     return diffs
 
 
-def _update_for(diffs: Iterable[FieldChange]) -> tuple[dict[str, Any], int | None, list[str]]:
-    """The ``PUT /models/{id}`` body, the new context window, and the paths no route can change."""
-    body: dict[str, Any] = {}
-    container: dict[str, Any] = {}
+@dataclass
+class _Routes:
+    """How a model's differences are applied: the ``PUT /models/{id}`` body, the context-window
+    route, the schedule routes, and the paths no route changes."""
+
+    body: dict[str, Any] = field(default_factory=dict)
     context_window: int | None = None
-    unchangeable = []
+    schedule_changed: bool = False
+    unchangeable: list[str] = field(default_factory=list)
+
+
+def _routes_for(diffs: Iterable[FieldChange]) -> _Routes:
+    routes = _Routes()
+    body = routes.body
+    container: dict[str, Any] = {}
     for diff in diffs:
         head, _, rest = diff.path.partition(".")
         if diff.path in METADATA_PATHS:
             body[diff.path] = diff.after
         elif diff.path == "contextWindow" and diff.after is not None:
-            context_window = int(diff.after)
+            routes.context_window = int(diff.after)
+        elif head == "autoScalingConfig" and rest.split(".")[0] == SCHEDULE_FIELD:
+            routes.schedule_changed = True
         elif head == "autoScalingConfig" and rest in SCALING_NAMES and diff.after is not None:
             body.setdefault("autoScalingInstanceConfig", {})[rest] = diff.after
         elif head == "containerConfig" and rest.split(".")[0] in ("environment", "secrets") and "." in rest:
@@ -152,12 +169,12 @@ def _update_for(diffs: Iterable[FieldChange]) -> tuple[dict[str, Any], int | Non
         elif rest.startswith("healthCheckConfig.") and head == "containerConfig" and diff.after is not None:
             container[HEALTH_CHECK_FIELDS[rest.split(".")[1]]] = diff.after
         else:
-            unchangeable.append(diff.path)
+            routes.unchangeable.append(diff.path)
     if container:
         body["containerConfig"] = ContainerConfigUpdate.model_validate(container).model_dump(
             exclude_none=True
         )
-    return body, context_window, unchangeable
+    return routes
 
 
 def _model_change(desired: DesiredModel, current: ModelRecord) -> Change | None:
@@ -172,13 +189,21 @@ def _model_change(desired: DesiredModel, current: ModelRecord) -> Change | None:
             f"it is Failed ({current.statusReason or 'no reason given'}); a Failed model cannot be updated"
         )
         return Change(Action.RECREATE, desired.model_id, diffs, desired, current, [reason])
-    body, context_window, unchangeable = _update_for(d for d in diffs if d.path != "enabled")
-    if unchangeable:
-        reasons = [f"no route updates {', '.join(unchangeable)}"]
+    routes = _routes_for(d for d in diffs if d.path != "enabled")
+    if routes.unchangeable:
+        reasons = [f"no route updates {', '.join(routes.unchangeable)}"]
         return Change(Action.RECREATE, desired.model_id, diffs, desired, current, reasons)
-    update = UpdateModelRequest.model_validate(body) if body else None
+    update = UpdateModelRequest.model_validate(routes.body) if routes.body else None
     return Change(
-        Action.UPDATE, desired.model_id, diffs, desired, current, [], update, context_window, enabled
+        Action.UPDATE,
+        desired.model_id,
+        diffs,
+        desired,
+        current,
+        update=update,
+        context_window=routes.context_window,
+        schedule_changed=routes.schedule_changed,
+        enabled=enabled,
     )
 
 
@@ -311,6 +336,14 @@ def _run(
         if change.update is not None:
             client.update_model(model_id, change.update)
             wait(model_id, settled)
+        if change.schedule_changed:
+            assert change.desired is not None
+            scaling = change.desired.request.autoScalingConfig
+            schedule = scaling.scheduling if scaling is not None else None
+            if schedule is None:
+                client.delete_schedule(model_id)
+            else:
+                client.set_schedule(model_id, schedule)
         if change.enabled is not None:
             if change.enabled:
                 client.start_model(model_id)

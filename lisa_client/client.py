@@ -1,11 +1,12 @@
 """``LisaClient``: one typed method per admin-API route, plus ``wait_for`` and ``serve_client``.
 
 Requests and answers are the schema module's pydantic models (``lisa_domain.schema``; API tokens:
-``admin_api.tokens``). An error answer raises the typed exception of ``lisa_client.errors`` with the
+``admin_api.tokens``; schedules: ``lisa_domain.schedule`` and ``scheduler.schedules``). An error answer raises the typed exception of ``lisa_client.errors`` with the
 API's message and the field it names. Listings follow ``nextToken`` to the end.
 
 Retries (full-jitter exponential backoff, ``Retry-After`` honoured): reads and other idempotent
-calls are retried on 429, 5xx and connection errors; calls that start a workflow (create, update,
+calls (schedule writes included: setting the same schedule twice is harmless) are retried on 429,
+5xx and connection errors; calls that start a workflow (create, update,
 start, stop, delete) only on 429 and 503, the answers with which the API guarantees that nothing
 was changed, so a retry can never start a second workflow.
 """
@@ -18,9 +19,16 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from scheduler.schedules import (
+    DeleteScheduleResponse,
+    GetScheduleResponse,
+    GetScheduleStatusResponse,
+    UpdateScheduleResponse,
+)
 
 from admin_api.tokens import CreatedTokenResponse, CreateTokenRequest, TokenResponse
 from lisa_client.errors import NotFound, WaitTimeout, WorkflowFailed, api_error
+from lisa_domain.schedule import DailySchedulingConfig, RecurringSchedulingConfig
 from lisa_domain.schema import (
     TRANSIENT_STATES,
     CreateModelRequest,
@@ -183,6 +191,33 @@ class LisaClient:
     @staticmethod
     def _record(answer: dict[str, Any]) -> ModelRecord:
         return ModelRecord.model_validate(answer["model"])
+
+    # ---- schedules ------------------------------------------------------------------------------
+    def get_schedule(self, model_id: str) -> GetScheduleResponse:
+        """The model's schedule (``scheduling`` is {} when none is set) and its next action."""
+        return GetScheduleResponse.model_validate(
+            self._request("GET", f"/models/{model_id}/schedule", idempotent=True)
+        )
+
+    def get_schedule_status(self, model_id: str) -> GetScheduleStatusResponse:
+        return GetScheduleStatusResponse.model_validate(
+            self._request("GET", f"/models/{model_id}/schedule/status", idempotent=True)
+        )
+
+    def set_schedule(
+        self, model_id: str, schedule: DailySchedulingConfig | RecurringSchedulingConfig
+    ) -> UpdateScheduleResponse:
+        """Create or replace the schedule (a self-hosted model, InService or Stopped)."""
+        body = schedule.model_dump(mode="json")
+        return UpdateScheduleResponse.model_validate(
+            self._request("PUT", f"/models/{model_id}/schedule", body=body, idempotent=True)
+        )
+
+    def delete_schedule(self, model_id: str) -> DeleteScheduleResponse:
+        """Remove the schedule; the model stays as it is (deleting no schedule is no error)."""
+        return DeleteScheduleResponse.model_validate(
+            self._request("DELETE", f"/models/{model_id}/schedule", idempotent=True)
+        )
 
     # ---- waiting --------------------------------------------------------------------------------
     def _settle(

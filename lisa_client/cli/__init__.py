@@ -8,6 +8,7 @@ from lisa_client.cli.code import apply_command, export_command, import_lisa_comm
 from lisa_client.cli.common import State
 from lisa_client.cli.login import login, logout
 from lisa_client.cli.models import models
+from lisa_client.cli.schedule import schedule
 from lisa_client.cli.tokens import tokens
 
 
@@ -20,9 +21,9 @@ from lisa_client.cli.tokens import tokens
 def main(
     context: click.Context, admin_url: str | None, token: str | None, serve_url: str | None, local: bool
 ) -> None:
-    """Manage a LISA deployment's models and API tokens."""
+    """Manage a LISA deployment's models, schedules and API tokens."""
     context.obj = State(admin_url, token, serve_url, local)
 
 
-for _command in (models, tokens, apply_command, export_command, import_lisa_command, login, logout):
+for _command in (models, tokens, schedule, apply_command, export_command, import_lisa_command, login, logout):
     main.add_command(_command)

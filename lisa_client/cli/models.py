@@ -20,7 +20,7 @@ def _show(model: ModelRecord | ModelSummary, output: str) -> None:
     emit(model.model_dump(mode="json"), OutputFormat(output), COLUMNS)
 
 
-def _mapping(handle: IO[str]) -> dict[str, Any]:
+def read_mapping(handle: IO[str]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(handle.read())
     except yaml.YAMLError as error:
@@ -59,7 +59,7 @@ def get(model_id: str, output: str) -> None:
 @report_errors
 def create(handle: IO[str], wait: bool, timeout: float, output: str) -> None:
     """Register a model (apiKey as {fromEnv: NAME} or {fromSecretsManager: ARN})."""
-    desired = parse_entry(_mapping(handle))
+    desired = parse_entry(read_mapping(handle))
     if desired.enabled is not None:
         raise ModelFileError("enabled: not part of a create; use lisa models stop after it is InService")
     request = desired.request
@@ -82,7 +82,7 @@ def create(handle: IO[str], wait: bool, timeout: float, output: str) -> None:
 def update(model_id: str, handle: IO[str], wait: bool, timeout: float, output: str) -> None:
     """Change a model (the fields of PUT /models/{modelId})."""
     try:
-        request = UpdateModelRequest.model_validate(_mapping(handle))
+        request = UpdateModelRequest.model_validate(read_mapping(handle))
     except ValidationError as error:
         detail = error.errors()[0]
         where = ".".join(map(str, detail["loc"]))

@@ -215,3 +215,43 @@ def test_installed_launcher_runs_the_command(lisa: Lisa, tmp_path: Path) -> None
         check=False,
     )
     assert table.returncode == 0 and "\x1b[" not in table.stdout  # no colour codes: NO_COLOR, not a terminal
+
+
+def test_schedule_commands_and_a_scheduled_model_in_apply(lisa: Lisa, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    window = {  # running now, so the evaluator leaves the model alone during the test
+        "startTime": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "stopTime": (now + timedelta(hours=3)).strftime("%H:%M"),
+    }
+    schedule = {"scheduleType": "RECURRING", "timezone": "UTC", "recurringSchedule": window}
+    body = self_hosted_model("cli-sched", "embedding")
+    assert lisa("apply", "-f", write(tmp_path / "models.yaml", {"models": [body]})).exit_code == 0
+
+    assert lisa.json("schedule", "get", "cli-sched")["scheduling"] == {}
+    set_result = lisa.json("schedule", "set", "cli-sched", "-f", write(tmp_path / "s.yaml", schedule))
+    assert set_result["scheduleEnabled"] is True
+    got = lisa.json("schedule", "get", "cli-sched")
+    assert got["scheduling"]["recurringSchedule"] == window
+    assert lisa.json("schedule", "status", "cli-sched")["scheduleStatus"] == "ACTIVE"
+    bad = lisa(
+        "schedule", "set", "cli-sched", "-f", write(tmp_path / "b.yaml", schedule | {"timezone": "Mars/Base"})
+    )
+    assert bad.exit_code == 2 and "timezone" in bad.stderr  # checked before any call
+
+    # The file without the schedule: apply deletes it through the schedule route; with it: sets it.
+    plan = lisa("apply", "-f", str(tmp_path / "models.yaml"))
+    assert (
+        plan.exit_code == 0
+        and "~ update cli-sched" in plan.stdout
+        and "autoScalingConfig.scheduling" in plan.stdout
+    )
+    assert lisa.json("schedule", "get", "cli-sched")["scheduling"] == {}
+    scheduled = body | {"autoScalingConfig": body["autoScalingConfig"] | {"scheduling": schedule}}
+    assert lisa("apply", "-f", write(tmp_path / "models.yaml", {"models": [scheduled]})).exit_code == 0
+    assert lisa.json("schedule", "get", "cli-sched")["scheduling"]["recurringSchedule"] == window
+    assert "no changes" in lisa("apply", "-f", str(tmp_path / "models.yaml")).stdout
+
+    assert lisa.json("schedule", "delete", "cli-sched")["scheduleEnabled"] is False
+    assert lisa("models", "delete", "cli-sched", "--wait").exit_code == 0

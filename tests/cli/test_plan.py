@@ -151,6 +151,12 @@ class FakeClient:
     def stop_model(self, model_id: str) -> None:
         self.calls.append(("stop", model_id))
 
+    def set_schedule(self, model_id: str, schedule: Any) -> None:
+        self.calls.append((f"schedule-{schedule.scheduleType}", model_id))
+
+    def delete_schedule(self, model_id: str) -> None:
+        self.calls.append(("delete-schedule", model_id))
+
     def delete_model(self, model_id: str) -> None:
         self.calls.append(("delete", model_id))
 
@@ -217,3 +223,35 @@ def test_recreate_deletes_then_creates() -> None:
         ("create", "ext"),
         ("wait-InService", "ext"),
     ]
+
+
+def test_the_first_environment_variable_is_an_update_not_a_recreate() -> None:
+    want = HOSTED | {"containerConfig": HOSTED["containerConfig"] | {"environment": {"FIRST": "1"}}}
+    change = only(planning.plan([desired(want)], [current(HOSTED)], prune=False))
+    assert change.action == Action.UPDATE and change.update is not None
+    assert change.update.changes() == {"containerConfig": {"environment": {"FIRST": "1"}}}
+
+
+RECURRING = {
+    "scheduleType": "RECURRING",
+    "timezone": "UTC",
+    "recurringSchedule": {"startTime": "08:00", "stopTime": "18:00"},
+}
+
+
+def test_schedule_changes_go_through_the_schedule_routes() -> None:
+    scheduled = HOSTED | {"autoScalingConfig": HOSTED["autoScalingConfig"] | {"scheduling": RECURRING}}
+    fake = FakeClient()
+    change = only(planning.plan([desired(scheduled)], [current(HOSTED)], prune=False))
+    assert change.action == Action.UPDATE and change.schedule_changed and change.update is None
+    assert run(planning.plan([desired(scheduled)], [current(HOSTED)], prune=False), fake).ok
+    assert fake.calls == [("schedule-RECURRING", "e5")]
+
+    # LISA's reported fields in the registry's copy are not differences.
+    reported = RECURRING | {"scheduleEnabled": True, "lastScheduleFailed": False}
+    have = current(HOSTED | {"autoScalingConfig": HOSTED["autoScalingConfig"] | {"scheduling": reported}})
+    assert planning.plan([desired(scheduled)], [have], prune=False).empty
+
+    fake = FakeClient()
+    assert run(planning.plan([desired(HOSTED)], [have], prune=False), fake).ok
+    assert fake.calls == [("delete-schedule", "e5")]
