@@ -1,12 +1,18 @@
-"""Small helpers every construct shares: removal policy and log retention from the config."""
+"""Small helpers every construct shares: removal policy and log retention from the config, the
+identity settings of the authorizer and the serve app."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from lisa_stacks.config import LOG_RETENTION_DAYS, DeploymentConfig
+
+if TYPE_CHECKING:
+    from lisa_stacks.data import Data
 
 #: CloudWatch Logs retention in days -> the CDK enum member.
 RETENTION: dict[int, logs.RetentionDays] = {
@@ -50,16 +56,18 @@ def log_group(scope: Construct, construct_id: str, config: DeploymentConfig) -> 
     )
 
 
-def env_bool(value: bool) -> str:
-    """A boolean as the runtime settings read it."""
-    return "true" if value else "false"
-
-
-def identity_settings(config: DeploymentConfig) -> dict[str, str]:
-    """Settings the authorizer and the serve app both apply when checking credentials."""
+def identity_settings(config: DeploymentConfig, data: Data) -> dict[str, Any]:
+    """``IdentitySettings`` fields the authorizer and the serve app both get (credential checks)."""
     return {
-        "MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS": str(config.managementKey.previousVersionValidHours * 3600),
-        "OIDC_GROUPS_STRING": config.oidc.groupsClaimString,
+        "tokens_table": data.tokens_table.table_name,
+        "management_key_secret_arn": data.management_key.secret_arn,
+        "admin_group": config.adminGroup,
+        "management_key_previous_ttl_seconds": config.managementKey.previousVersionValidHours * 3600,
+        "oidc_issuer": config.oidc.issuer,
+        "oidc_client_id": config.oidc.clientId,
+        "oidc_username_claim": config.oidc.usernameClaim,
+        "oidc_groups_claim": config.oidc.groupsClaim,
+        "oidc_groups_string": config.oidc.groupsClaimString,
     }
 
 

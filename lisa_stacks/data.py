@@ -9,12 +9,17 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from lisa_contracts.names import (
+    MODELS_TABLE_KEY,
+    TOKEN_INDEXES,
+    TOKENS_TABLE_EXPIRY_ATTRIBUTE,
+    TOKENS_TABLE_KEY,
+)
+from lisa_contracts.settings import KeyRotationSettings
 from lisa_stacks.common import removal_policy
 from lisa_stacks.config import DeploymentConfig
 from lisa_stacks.lambda_code import LisaFunction
 
-TOKENS_BY_TOKEN_ID = "byTokenId"
-TOKENS_BY_USERNAME = "byUsername"
 #: What lisa_domain.registry and lisa_domain.tokens call (registry writes are TransactWriteItems of
 #: Put/Update/Delete, which IAM authorizes per item); tests/infra/test_lambda_permissions.py checks it.
 MODELS_READ = ("dynamodb:GetItem", "dynamodb:Scan")
@@ -48,11 +53,16 @@ class Data(Construct):
             if self.key is not None
             else dynamodb.TableEncryption.AWS_MANAGED
         )
-        self.models_table = self._table("ModelsTable", "modelId", table_encryption, removal, config)
+        self.models_table = self._table("ModelsTable", MODELS_TABLE_KEY, table_encryption, removal, config)
         self.tokens_table = self._table(
-            "TokensTable", "tokenHash", table_encryption, removal, config, expiry_attribute="tokenExpiration"
+            "TokensTable",
+            TOKENS_TABLE_KEY,
+            table_encryption,
+            removal,
+            config,
+            expiry_attribute=TOKENS_TABLE_EXPIRY_ATTRIBUTE,
         )
-        for index_name, key in ((TOKENS_BY_TOKEN_ID, "tokenId"), (TOKENS_BY_USERNAME, "username")):
+        for index_name, key in TOKEN_INDEXES.items():
             self.tokens_table.add_global_secondary_index(
                 index_name=index_name,
                 partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
@@ -77,6 +87,7 @@ class Data(Construct):
             code=code,
             handler="key_rotation.handler.lambda_handler",
             description=f"LISA {config.prefix}: rotates the management key",
+            settings=KeyRotationSettings,
             environment={},
         )
         self.management_key.add_rotation_schedule(
@@ -118,7 +129,7 @@ class Data(Construct):
                 actions=[*TOKENS_READ, *(TOKENS_WRITE if write else ())],
                 resources=[
                     table.table_arn,
-                    *(f"{table.table_arn}/index/{name}" for name in (TOKENS_BY_TOKEN_ID, TOKENS_BY_USERNAME)),
+                    *(f"{table.table_arn}/index/{name}" for name in TOKEN_INDEXES),
                 ],
             )
         )

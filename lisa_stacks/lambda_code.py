@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from lisa_contracts.settings import LambdaSettings
 from lisa_stacks.common import log_group
 from lisa_stacks.config import REPO_ROOT, DeploymentConfig
 from lisa_stacks.nag import LAMBDA_RUNTIME_REASON, XRAY_REASON, acknowledge
@@ -99,7 +101,8 @@ class LisaFunction(Construct):
         code: lambda_.Code,
         handler: str,
         description: str,
-        environment: dict[str, str],
+        settings: type[LambdaSettings],
+        environment: Mapping[str, Any],
         timeout_seconds: int = 30,
         memory_size: int = 512,
         wildcard_reason: str = "",
@@ -131,11 +134,7 @@ class LisaFunction(Construct):
             timeout=cdk.Duration.seconds(timeout_seconds),
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
-            environment={
-                "POWERTOOLS_SERVICE_NAME": construct_id,
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                **environment,
-            },
+            environment=settings.build(powertools_service_name=construct_id, **environment).to_env(),
         )
         acknowledge(self.function, "AwsSolutions-L1", LAMBDA_RUNTIME_REASON)
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", f"{XRAY_REASON} {wildcard_reason}".strip())

@@ -18,9 +18,9 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from constructs import Construct, IConstruct
 
+from lisa_contracts.names import MODEL_CONTAINER_NAME
 from lisa_stacks.nag import acknowledge
 
-CONTAINER_NAME = "model"
 LISTENER_PORT = 80
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
 #: The ECS container agent's calls on its own cluster, and those without resource-level permissions.
@@ -41,38 +41,6 @@ INSTANCE_UNSCOPED_ACTIONS = (
 )
 #: Model containers download and load weights before they answer health checks.
 HEALTH_CHECK_GRACE_SECONDS = 900
-
-PARAMETER_NAMES = (
-    "ModelId",
-    "InstanceType",
-    "TaskDefinitionArn",
-    "ContainerPort",
-    "HealthCheckPath",
-    "HealthCheckInterval",
-    "HealthCheckTimeout",
-    "HealthyThresholdCount",
-    "UnhealthyThresholdCount",
-    "MinCapacity",
-    "MaxCapacity",
-    "DesiredCapacity",
-    "Cooldown",
-    "DefaultInstanceWarmup",
-    "BlockDeviceVolumeSize",
-    "ScalingMetric",
-    "ScalingTargetValue",
-    "EstimatedInstanceWarmup",
-    "VpcId",
-    "SubnetIds",
-    "ServeSecurityGroupId",
-)
-OUTPUT_NAMES = (
-    "EndpointUrl",
-    "ClusterName",
-    "ServiceName",
-    "AutoScalingGroupName",
-    "TargetGroupArn",
-    "LoadBalancerArn",
-)
 
 
 @jsii.implements(cdk.IAspect)
@@ -316,7 +284,7 @@ class ModelHostingStack(cdk.Stack):
             ],
             load_balancers=[
                 ecs.CfnService.LoadBalancerProperty(
-                    container_name=CONTAINER_NAME,
+                    container_name=MODEL_CONTAINER_NAME,
                     container_port=p["ContainerPort"].value_as_number,
                     target_group_arn=target_group.ref,
                 )

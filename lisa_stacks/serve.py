@@ -11,7 +11,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
-from lisa_stacks.common import env_bool, identity_settings, log_group, model_secrets_arn, removal_policy
+from lisa_contracts.settings import ServeSettings
+from lisa_stacks.common import identity_settings, log_group, model_secrets_arn, removal_policy
 from lisa_stacks.config import REPO_ROOT, DeploymentConfig
 from lisa_stacks.data import Data
 from lisa_stacks.nag import acknowledge, acknowledge_wildcards, nag_arn
@@ -81,7 +82,7 @@ class Serve(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        oidc, limits = config.oidc, serve.requestLimits
+        limits = serve.requestLimits
         task_definition.add_container(
             "serve",
             image=ecs.ContainerImage.from_asset(
@@ -94,28 +95,19 @@ class Serve(Construct):
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT)],
             logging=ecs.LogDrivers.aws_logs(stream_prefix="serve", log_group=log_group(self, "Logs", config)),
             readonly_root_filesystem=False,
-            environment={
-                "MODELS_TABLE_NAME": data.models_table.table_name,
-                "TOKENS_TABLE_NAME": data.tokens_table.table_name,
-                "MANAGEMENT_KEY_SECRET_ARN": data.management_key.secret_arn,
-                "MODEL_SECRET_PREFIX": config.model_secret_prefix,
-                "ADMIN_GROUP": config.adminGroup,
-                "API_GROUP": config.apiGroup,
-                "OIDC_ISSUER": oidc.issuer,
-                "OIDC_CLIENT_ID": oidc.clientId,
-                "OIDC_USERNAME_CLAIM": oidc.usernameClaim,
-                "OIDC_GROUPS_CLAIM": oidc.groupsClaim,
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                "AWS_DEFAULT_REGION": stack.region,
+            environment=ServeSettings.build(
+                models_table=data.models_table.table_name,
+                litellm_local_model_cost_map=True,
+                aws_default_region=stack.region,
                 # Outlive the ALB's idle connections, or the ALB may reuse one uvicorn has closed (502).
-                "LISA_SERVE_KEEP_ALIVE_SECONDS": str(ALB_IDLE_TIMEOUT_SECONDS + 20),
-                "LISA_SERVE_MAX_N": str(limits.maxN),
-                "LISA_SERVE_MAX_BEST_OF": str(limits.maxBestOf),
-                "LISA_SERVE_MAX_TOKENS": str(limits.maxTokens),
-                "LISA_SERVE_MAX_GUIDED_BYTES": str(limits.maxGuidedDecodingBytes),
-                "LISA_SERVE_ALLOW_MANAGEMENT_KEY": env_bool(serve.allowManagementKey),
-                **identity_settings(config),
-            },
+                keep_alive_seconds=ALB_IDLE_TIMEOUT_SECONDS + 20,
+                max_n=limits.maxN,
+                max_best_of=limits.maxBestOf,
+                max_tokens=limits.maxTokens,
+                max_guided_bytes=limits.maxGuidedDecodingBytes,
+                allow_management_key=serve.allowManagementKey,
+                **identity_settings(config, data),
+            ).to_env(),
             # Longer than the app's graceful shutdown (LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS, 25 s).
             stop_timeout=cdk.Duration.seconds(35),
         )

@@ -8,8 +8,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from lisa_contracts.settings import AdminApiSettings, AuthorizerSettings
 from lisa_stacks.admin_api import AdminApi
-from lisa_stacks.common import env_bool, identity_settings, model_secrets_arn
+from lisa_stacks.common import identity_settings, model_secrets_arn
 from lisa_stacks.config import DeploymentConfig
 from lisa_stacks.data import Data
 from lisa_stacks.lambda_code import LisaFunction, lambda_code
@@ -50,12 +51,6 @@ class CoreStack(cdk.Stack):
             network=self.network,
             model_template=model_template,
         )
-        identity = {
-            "MODELS_TABLE_NAME": self.data.models_table.table_name,
-            "TOKENS_TABLE_NAME": self.data.tokens_table.table_name,
-            "ADMIN_GROUP": config.adminGroup,
-            "API_GROUP": config.apiGroup,
-        }
         self.authorizer_function = LisaFunction(
             self,
             "Authorizer",
@@ -64,15 +59,8 @@ class CoreStack(cdk.Stack):
             handler="authorizer.handler.lambda_handler",
             description=f"LISA {config.prefix}: admin API authorizer",
             timeout_seconds=10,
-            environment={
-                **identity,
-                "MANAGEMENT_KEY_SECRET_ARN": self.data.management_key.secret_arn,
-                "OIDC_ISSUER": config.oidc.issuer,
-                "OIDC_CLIENT_ID": config.oidc.clientId,
-                "OIDC_USERNAME_CLAIM": config.oidc.usernameClaim,
-                "OIDC_GROUPS_CLAIM": config.oidc.groupsClaim,
-                **identity_settings(config),
-            },
+            settings=AuthorizerSettings,
+            environment=identity_settings(config, self.data),
         )
         self.data.grant_tokens(self.authorizer_function.role, write=False)
         self.data.grant_management_key_read(self.authorizer_function.role)
@@ -85,17 +73,21 @@ class CoreStack(cdk.Stack):
             code=code,
             handler="admin_api.handler.lambda_handler",
             description=f"LISA {config.prefix}: admin API",
+            settings=AdminApiSettings,
             environment={
-                **identity,
-                "MODEL_SECRET_PREFIX": config.model_secret_prefix,
-                "CREATE_MODEL_STATE_MACHINE_ARN": machines["create_model"].state_machine_arn,
-                "UPDATE_MODEL_STATE_MACHINE_ARN": machines["update_model"].state_machine_arn,
-                "DELETE_MODEL_STATE_MACHINE_ARN": machines["delete_model"].state_machine_arn,
-                "WORKFLOW_POLL_SECONDS": str(config.workflow.pollSeconds),
-                "WORKFLOW_MAX_POLLS": str(config.workflow.maxPolls),
-                "TOKEN_MAX_LIFETIME_DAYS": str(config.tokens.maxLifetimeDays),
-                "MODEL_URL_ALLOW_HTTP": env_bool(config.modelUrlPolicy.allowHttp),
-                "MODEL_URL_ALLOWED_CIDRS": ",".join(config.modelUrlPolicy.allowedCidrs),
+                "models_table": self.data.models_table.table_name,
+                "tokens_table": self.data.tokens_table.table_name,
+                "admin_group": config.adminGroup,
+                "api_group": config.apiGroup,
+                "model_secret_prefix": config.model_secret_prefix,
+                "create_state_machine_arn": machines["create_model"].state_machine_arn,
+                "update_state_machine_arn": machines["update_model"].state_machine_arn,
+                "delete_state_machine_arn": machines["delete_model"].state_machine_arn,
+                "workflow_poll_seconds": config.workflow.pollSeconds,
+                "workflow_max_polls": config.workflow.maxPolls,
+                "token_max_lifetime_days": config.tokens.maxLifetimeDays,
+                "model_url_allow_http": config.modelUrlPolicy.allowHttp,
+                "model_url_allowed_cidrs": ",".join(config.modelUrlPolicy.allowedCidrs),
             },
         )
         self.data.grant_models(self.admin_function.role, write=True)

@@ -13,6 +13,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lisa_contracts.names import WORKFLOWS
+from lisa_contracts.settings import WorkflowStepsSettings
 from lisa_stacks.common import log_group, model_secrets_arn
 from lisa_stacks.config import REPO_ROOT, DeploymentConfig
 from lisa_stacks.data import Data
@@ -22,7 +24,6 @@ from lisa_stacks.nag import acknowledge_wildcards, nag_arn
 from lisa_stacks.network import Network
 
 DEFINITIONS_DIR = REPO_ROOT / "lambdas" / "workflow_steps" / "definitions"
-WORKFLOWS = ("create_model", "update_model", "delete_model")
 
 
 def load_definition(name: str, timeout_seconds: int) -> sfn.DefinitionBody:
@@ -171,19 +172,20 @@ class Workflows(Construct):
             handler="workflow_steps.handler.lambda_handler",
             description=f"LISA {config.prefix}: model workflow steps",
             timeout_seconds=120,
+            settings=WorkflowStepsSettings,
             environment={
-                "MODELS_TABLE_NAME": data.models_table.table_name,
-                "MODEL_SECRET_PREFIX": config.model_secret_prefix,
-                "MODEL_STACK_TEMPLATE_URL": model_template.http_url,
-                "MODEL_STACK_PREFIX": prefix,
-                "MODEL_STACK_ROLE_ARN": self.model_stack_role.role_arn,
-                "MODEL_VPC_ID": network.vpc.vpc_id,
-                "MODEL_SUBNET_IDS": cdk.Fn.join(",", network.private_subnets.subnet_ids),
-                "SERVE_SECURITY_GROUP_ID": network.serve_security_group.security_group_id,
-                "MODEL_TASK_EXECUTION_ROLE_ARN": self.task_execution_role.role_arn,
-                "MODEL_TASK_ROLE_ARN": self.task_role.role_arn,
-                "MODEL_LOG_GROUP_NAME": self.model_log_group.log_group_name,
-                "HOSTING_BACKEND": "ecs",
+                "models_table": data.models_table.table_name,
+                "model_secret_prefix": config.model_secret_prefix,
+                "model_stack_template_url": model_template.http_url,
+                "model_stack_prefix": prefix,
+                "model_stack_role_arn": self.model_stack_role.role_arn,
+                "model_vpc_id": network.vpc.vpc_id,
+                "model_subnet_ids": cdk.Fn.join(",", network.private_subnets.subnet_ids),
+                "serve_security_group_id": network.serve_security_group.security_group_id,
+                "model_task_execution_role_arn": self.task_execution_role.role_arn,
+                "model_task_role_arn": self.task_role.role_arn,
+                "model_log_group_name": self.model_log_group.log_group_name,
+                "hosting_backend": "ecs",
             },
             wildcard_reason="ECS task definition registration, deregistration and listing do not support "
             "resource-level permissions.",

@@ -43,7 +43,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 IMPORT_ROOTS = (REPO_ROOT / "lambdas", REPO_ROOT / "litellm_container", REPO_ROOT)
 REGION = "us-east-1"
 PREFIX = "lisa-local"
-ADMIN_GROUP = "lisa-admins"
 SERVE_PREFIX = "/v2/serve"
 #: The serve container's entry point (litellm_container/Dockerfile), run from the same import roots.
 SERVE_MODULE = "serve"
@@ -110,6 +109,9 @@ class LocalSystem:
     admin_url: str = ""
     serve_url: str = ""
     admin_token: str = ""
+    admin_group: str = ""
+    _models_table: str = ""
+    _identity: dict[str, str] = field(default_factory=dict)
     management_key: str = ""
     _moto: Any = None
     _admin: Any = None
@@ -178,25 +180,51 @@ class LocalSystem:
         resources = create_resources(PREFIX)
         workflows = create_workflows(PREFIX)
         self.management_key = resources.management_key
+        from lisa_contracts.names import METRICS_NAMESPACE
+        from lisa_contracts.settings import (
+            DEFAULT_ADMIN_GROUP,
+            AdminApiSettings,
+            AuthorizerSettings,
+            WorkflowStepsSettings,
+        )
+
+        # The in-process Lambdas read their settings models from this process's environment; the
+        # serve process gets its own (``_serve_env``).
+        secrets = {"model_secret_prefix": f"{PREFIX}/models/"}
+        lambdas = {"powertools_service_name": "lisa-local"}
+        self._identity = {
+            "tokens_table": resources.tokens_table,
+            "management_key_secret_arn": resources.management_key_secret_arn,
+            "admin_group": DEFAULT_ADMIN_GROUP,
+        }
+        self._models_table = resources.models_table
+        admin = AdminApiSettings.build(
+            models_table=resources.models_table,
+            tokens_table=resources.tokens_table,
+            admin_group=DEFAULT_ADMIN_GROUP,
+            **secrets,
+            **lambdas,
+            # Local demo models listen on loopback over http (admin API modelUrl policy).
+            model_url_allow_http=True,
+            model_url_allowed_cidrs="127.0.0.0/8,::1/128",
+            create_state_machine_arn=workflows.create_state_machine_arn,
+            update_state_machine_arn=workflows.update_state_machine_arn,
+            delete_state_machine_arn=workflows.delete_state_machine_arn,
+            workflow_poll_seconds=self.options.poll_seconds,
+            workflow_max_polls=self.options.max_polls,
+        )
+        self.admin_group = admin.admin_group
+        steps = WorkflowStepsSettings.build(
+            models_table=resources.models_table, hosting_backend="local", **secrets, **lambdas
+        )
+        os.environ.update(
+            admin.to_env() | AuthorizerSettings.build(**self._identity, **lambdas).to_env() | steps.to_env()
+        )
+        # Read by Powertools itself.
         os.environ.update(
             {
-                "MODELS_TABLE_NAME": resources.models_table,
-                "TOKENS_TABLE_NAME": resources.tokens_table,
-                "MANAGEMENT_KEY_SECRET_ARN": resources.management_key_secret_arn,
-                "ADMIN_GROUP": ADMIN_GROUP,
-                "MODEL_SECRET_PREFIX": f"{PREFIX}/models/",
-                # Local demo models listen on loopback over http (admin API modelUrl policy).
-                "MODEL_URL_ALLOW_HTTP": "true",
-                "MODEL_URL_ALLOWED_CIDRS": "127.0.0.0/8,::1/128",
-                "CREATE_MODEL_STATE_MACHINE_ARN": workflows.create_state_machine_arn,
-                "UPDATE_MODEL_STATE_MACHINE_ARN": workflows.update_state_machine_arn,
-                "DELETE_MODEL_STATE_MACHINE_ARN": workflows.delete_state_machine_arn,
-                "WORKFLOW_POLL_SECONDS": str(self.options.poll_seconds),
-                "WORKFLOW_MAX_POLLS": str(self.options.max_polls),
-                "HOSTING_BACKEND": "local",
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_METRICS_NAMESPACE": "LISA",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines would flood the console
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             }
@@ -224,17 +252,25 @@ class LocalSystem:
         self.say(f"local mode: admin API on {self.admin_url}")
 
     def _serve_env(self, port: int) -> dict[str, str]:
-        env = dict(os.environ)
+        from lisa_contracts.settings import ServeSettings
+
+        serve = ServeSettings.build(
+            models_table=self._models_table,
+            **self._identity,
+            host=HOST,
+            port=port,
+            graceful_shutdown_seconds=3,
+            litellm_local_model_cost_map=True,
+            workers=1,  # one serve process on a developer machine (deployments: one per task vCPU)
+        )
+        env = dict(os.environ) | serve.to_env()
         env.update(
             {
-                "LISA_SERVE_HOST": HOST,
-                "LISA_SERVE_PORT": str(port),
                 "PYTHONPATH": os.pathsep.join(
                     [str(REPO_ROOT / "lambdas"), str(REPO_ROOT / "litellm_container")]
                     + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
                 ),
                 "PYTHONUNBUFFERED": "1",
-                "LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS": "3",
             }
         )
         return env
@@ -280,7 +316,7 @@ class LocalSystem:
                 "POST",
                 f"{self.admin_url}/api-tokens",
                 token=self.management_key,
-                body={"username": "local-admin", "groups": [ADMIN_GROUP], "name": "local mode admin"},
+                body={"username": "local-admin", "groups": [self.admin_group], "name": "local mode admin"},
             )
         if result.status not in (200, 201) or not isinstance(result.body, dict) or "token" not in result.body:
             raise StartupError(f"could not create the admin token: {result.status} {result.body}")

@@ -27,7 +27,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from admin_api.resolver import SERVICE_NAME, app, logger, metrics
+from admin_api.resolver import app, logger, metrics
 from admin_api.responses import error_response
 from admin_api.tracing import build_tracer
 from admin_api.wiring import reset, service, token_service, token_settings
@@ -44,7 +44,7 @@ __all__ = [
     "token_settings",
 ]
 
-tracer = build_tracer(SERVICE_NAME)
+tracer = build_tracer()
 
 #: The route modules, one entry each (in the order their paths appear in the OpenAPI document).
 ROUTE_MODULES = (

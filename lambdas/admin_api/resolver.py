@@ -4,12 +4,10 @@ Importing this module is cheap on purpose (cold start): no domain logic, no requ
 the resolver's OpenAPI validation is built on first use (``LazyValidationResolver``).
 """
 
-import os
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-admin-api")
+from lisa_contracts.names import METRICS_NAMESPACE
 
 
 class LazyValidationResolver(APIGatewayRestResolver):
@@ -27,6 +25,6 @@ class LazyValidationResolver(APIGatewayRestResolver):
         self._enable_validation = True
 
 
-logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LISA"))
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME (AdminApiSettings), read by Powertools
+metrics = Metrics(namespace=METRICS_NAMESPACE)
 app = LazyValidationResolver()

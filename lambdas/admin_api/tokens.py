@@ -18,12 +18,10 @@ is returned once, by create; only its SHA-256 hash is stored, and no value, hash
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -32,10 +30,11 @@ from lisa_domain.auth import MANAGEMENT_USER, Principal
 from lisa_domain.errors import Forbidden, NotFound, ValidationFailed
 from lisa_domain.tokens import TOKEN_ID_PATTERN, TokenPage, TokenRecord, TokenStore
 
+if TYPE_CHECKING:
+    from lisa_contracts.settings import AdminApiSettings
+
 logger = Logger(child=True)
 
-DEFAULT_MAX_LIFETIME_DAYS = 90
-MAX_MAX_LIFETIME_DAYS = 3650
 #: Clock-skew allowance on the maximum lifetime (a client computing "now + 90 days" itself).
 EXPIRATION_SKEW_SECONDS = 300
 DEFAULT_LIMIT = 20
@@ -59,17 +58,9 @@ class TokenSettings:
         return self.max_lifetime_days * 86_400
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TokenSettings:
+    def from_settings(cls, config: AdminApiSettings) -> TokenSettings:
         """``API_GROUP`` (unset: only admins create tokens) and ``TOKEN_MAX_LIFETIME_DAYS``."""
-        env = os.environ if environ is None else environ
-        text = env.get("TOKEN_MAX_LIFETIME_DAYS", "").strip()
-        try:
-            days = int(text) if text else DEFAULT_MAX_LIFETIME_DAYS
-        except ValueError:
-            raise RuntimeError(f"TOKEN_MAX_LIFETIME_DAYS must be an integer, got {text!r}") from None
-        if not 1 <= days <= MAX_MAX_LIFETIME_DAYS:
-            raise RuntimeError(f"TOKEN_MAX_LIFETIME_DAYS must be between 1 and {MAX_MAX_LIFETIME_DAYS}")
-        return cls(api_group=env.get("API_GROUP", "").strip() or None, max_lifetime_days=days)
+        return cls(api_group=config.api_group, max_lifetime_days=config.token_max_lifetime_days)
 
 
 # ---- request and response shapes ---------------------------------------------------------------

@@ -62,8 +62,9 @@ class Untraced(BaseProvider):
         pass
 
 
-def build_tracer(service: str) -> Tracer:
-    """The X-Ray tracer when Powertools would trace, else a tracer over ``Untraced``."""
+def build_tracer(service: str | None = None) -> Tracer:
+    """The X-Ray tracer when Powertools would trace, else a tracer over ``Untraced`` (``service``
+    None: Powertools reads ``POWERTOOLS_SERVICE_NAME``)."""
     # Powertools' own rule (env var, Lambda or not), so both cases agree with its documentation.
     if Tracer._is_tracer_disabled():
         return Tracer(service=service, disabled=True, provider=Untraced())

@@ -1,7 +1,7 @@
 """API Gateway REQUEST authorizer for the admin API (thin: the credential logic is ``lisa_domain.auth``).
 
-Allows ``execute-api:Invoke`` on every route of the API's stage, so a cached result serves every
-route; the caller travels to the admin API in the context (``username``, ``groups`` as a JSON list,
+Allows ``execute-api:Invoke`` on every route of the API's stage (Powertools'
+``APIGatewayAuthorizerResponse``), so a cached result serves every route; the caller travels to the admin API in the context (``username``, ``groups`` as a JSON list,
 ``isAdmin`` "true"/"false", ``authMethod``). Missing or invalid credentials raise
 ``Exception("Unauthorized")``, which API Gateway answers with 401. Credentials: the management key,
 API tokens and OIDC JWTs (``lisa_domain.auth.authenticator_from_env``). No credential is ever logged.
@@ -11,17 +11,25 @@ keyed by the ``Authorization`` header: a revoked or expired credential keeps wor
 API for at most that long.
 """
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerResponse,
+    parse_api_gateway_arn,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lisa_domain.auth import Authenticator, authenticator_from_env, bearer_value, principal_to_context
+from lisa_domain.auth import (
+    Authenticator,
+    Principal,
+    authenticator_from_env,
+    bearer_value,
+    principal_to_context,
+)
 from lisa_domain.errors import Unauthorized
-from lisa_domain.settings import settings
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-authorizer"))
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME (AuthorizerSettings)
 
 _authenticator: Authenticator | None = None
 
@@ -35,19 +43,30 @@ def authenticator() -> Authenticator:
 
 
 def reset() -> None:
-    """Forget the authenticator and the cached settings (tests)."""
+    """Forget the authenticator (tests)."""
     global _authenticator
     _authenticator = None
-    settings.cache_clear()
 
 
-def api_resource(method_arn: str) -> str:
-    """``arn:aws:execute-api:region:account:apiId/stage/*/*`` from one method's ARN."""
-    prefix, _, path = method_arn.partition("/")
-    stage = path.split("/", 1)[0]
-    if not prefix.startswith("arn:") or not stage:
+def stage_policy(method_arn: str, principal: Principal) -> dict[str, Any]:
+    """The answer allowing ``principal`` every route of ``method_arn``'s stage, with its context."""
+    try:
+        route = parse_api_gateway_arn(method_arn)
+    except IndexError:
+        route = None
+    if route is None or not method_arn.startswith("arn:") or not route.stage:
         raise ValueError("methodArn is not an execute-api method ARN")
-    return f"{prefix}/{stage}/*/*"
+    response = APIGatewayAuthorizerResponse(
+        principal.username,
+        route.region,
+        route.aws_account_id,
+        route.api_id,
+        route.stage,
+        context=principal_to_context(principal),
+        partition=route.partition,
+    )
+    response.allow_all_routes()
+    return response.asdict()
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -58,17 +77,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("request denied", extra={"reason": str(error)})
         raise Exception("Unauthorized") from None  # API Gateway's convention for 401
     logger.info("request authorized", extra={"username": principal.username, "auth_method": principal.method})
-    return {
-        "principalId": principal.username,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Action": "execute-api:Invoke",
-                    "Effect": "Allow",
-                    "Resource": api_resource(event["methodArn"]),
-                }
-            ],
-        },
-        "context": principal_to_context(principal),
-    }
+    return stage_policy(event["methodArn"], principal)

@@ -11,7 +11,6 @@
 No key value is ever logged.
 """
 
-import os
 import re
 import secrets
 from typing import Any
@@ -21,7 +20,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "lisa-key-rotation"))
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME (KeyRotationSettings)
 
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
 KEY_BYTES = 32

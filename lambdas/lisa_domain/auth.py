@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from typing import Any, Literal
 import boto3
 from botocore.exceptions import ClientError
 
+from lisa_contracts.settings import IdentitySettings
 from lisa_domain.errors import Unauthorized
 from lisa_domain.tokens import TokenStore
 
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 MANAGEMENT_USER = "lisa-management-key"
 #: How long ``AWSPREVIOUS`` stays valid after the current version was created (one day).
-DEFAULT_PREVIOUS_KEY_TTL_SECONDS = 86_400
 #: The wait after a first failed management-key refresh; it doubles per failure, up to the cache TTL.
 REFRESH_BACKOFF_SECONDS = 1.0
 AuthMethod = Literal["management-key", "api-token", "jwt"]
@@ -115,17 +114,7 @@ def _suppress_botocore_response_bodies() -> None:
 
 def previous_key_ttl_from_env(environ: Mapping[str, str] | None = None) -> float:
     """``MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS`` (default one day; 0 = the previous version never matches)."""
-    env = os.environ if environ is None else environ
-    text = env.get("MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS", "").strip()
-    if not text:
-        return DEFAULT_PREVIOUS_KEY_TTL_SECONDS
-    try:
-        seconds = int(text)
-    except ValueError:
-        raise ValueError(f"MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS must be an integer, got {text!r}") from None
-    if seconds < 0:
-        raise ValueError(f"MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS must be at least 0, got {text!r}")
-    return seconds
+    return IdentitySettings.from_env(environ).management_key_previous_ttl_seconds
 
 
 def _error_code(error: Exception) -> str:
@@ -321,23 +310,25 @@ def authenticator_from_env(
     ``TOKENS_TABLE_NAME`` (the serve app passes its own); ``dynamodb`` / ``secretsmanager`` are the
     boto3 clients to use (an emulator's, say); ``jwt_verifier`` replaces the OIDC verifier.
     """
-    env = os.environ if environ is None else environ
-    admin_group = env.get("ADMIN_GROUP", "").strip() or "lisa-admins"
-    if tokens is None and env.get("TOKENS_TABLE_NAME"):
-        tokens = TokenStore(env["TOKENS_TABLE_NAME"], dynamodb)
-    secret_arn = env.get("MANAGEMENT_KEY_SECRET_ARN")
+    identity = IdentitySettings.from_env(environ)
+    admin_group = identity.admin_group
+    if tokens is None and identity.tokens_table:
+        tokens = TokenStore(identity.tokens_table, dynamodb)
+    secret_arn = identity.management_key_secret_arn
     return Authenticator(
         admin_group=admin_group,
         tokens=tokens,
         management_key=(
-            ManagementKey(secret_arn, secretsmanager, previous_ttl=previous_key_ttl_from_env(env))
+            ManagementKey(
+                secret_arn, secretsmanager, previous_ttl=identity.management_key_previous_ttl_seconds
+            )
             if secret_arn
             else None
         ),
         jwt_verifier=(
             jwt_verifier
             if jwt_verifier is not None
-            else jwt_verifier_from_env(admin_group, env, http_timeout=http_timeout)
+            else jwt_verifier_from_env(admin_group, environ, http_timeout=http_timeout)
         ),
     )
 

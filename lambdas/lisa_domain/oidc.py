@@ -30,7 +30,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 import threading
 import time
 import urllib.request
@@ -43,6 +42,7 @@ import jwt
 from jwt import PyJWK
 from jwt.exceptions import InvalidSubjectError
 
+from lisa_contracts.settings import DEFAULT_OIDC_LEEWAY_SECONDS, IdentitySettings
 from lisa_domain.auth import Principal
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ SUPPORTED_ALGORITHMS: frozenset[str] = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
-DEFAULT_LEEWAY_SECONDS = 60
+DEFAULT_LEEWAY_SECONDS = DEFAULT_OIDC_LEEWAY_SECONDS
 MAX_LEEWAY_SECONDS = 300
 MAX_TOKEN_LENGTH = 16 * 1024
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -138,26 +138,23 @@ class OidcSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OidcSettings | None:
-        """Settings from ``OIDC_*`` variables; ``None`` when ``OIDC_ISSUER`` is unset or empty."""
-        env = os.environ if environ is None else environ
-        issuer = env.get("OIDC_ISSUER", "").strip()
-        if not issuer:
+        """Settings from the ``OIDC_*`` variables; ``None`` when ``OIDC_ISSUER`` is unset or empty."""
+        return cls.from_settings(IdentitySettings.from_env(environ))
+
+    @classmethod
+    def from_settings(cls, identity: IdentitySettings) -> OidcSettings | None:
+        """The OIDC part of the identity settings; ``None`` when no issuer is configured."""
+        if not identity.oidc_issuer:
             return None
-        client_id = env.get("OIDC_CLIENT_ID", "").strip()
-        if not client_id:
+        if not identity.oidc_client_id:
             raise ValueError("OIDC_CLIENT_ID must be set when OIDC_ISSUER is set")
-        leeway_text = env.get("OIDC_LEEWAY_SECONDS", "").strip()
-        try:
-            leeway = int(leeway_text) if leeway_text else DEFAULT_LEEWAY_SECONDS
-        except ValueError:
-            raise ValueError(f"OIDC_LEEWAY_SECONDS must be an integer, got {leeway_text!r}") from None
         return cls(
-            issuer=issuer,
-            client_id=client_id,
-            username_claim=env.get("OIDC_USERNAME_CLAIM", "").strip() or "sub",
-            groups_claim=env.get("OIDC_GROUPS_CLAIM", "").strip() or "groups",
-            leeway_seconds=leeway,
-            groups_string=env.get("OIDC_GROUPS_STRING", "").strip() or "one-group",
+            issuer=identity.oidc_issuer,
+            client_id=identity.oidc_client_id,
+            username_claim=identity.oidc_username_claim,
+            groups_claim=identity.oidc_groups_claim,
+            leeway_seconds=identity.oidc_leeway_seconds,
+            groups_string=identity.oidc_groups_string,
         )
 
 

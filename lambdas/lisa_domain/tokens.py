@@ -34,6 +34,7 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
+from lisa_contracts.names import TOKENS_BY_TOKEN_ID, TOKENS_BY_USERNAME
 from lisa_domain.dynamo import from_item, to_item
 from lisa_domain.errors import TRANSIENT_AWS_ERROR_CODES, Conflict, Unavailable, ValidationFailed
 from lisa_domain.pagination import decode_token, encode_token
@@ -48,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "lisa_"
 #: The tokens table's indexes (lisa_stacks/data.py, local_mode/resources.py).
-TOKENS_BY_TOKEN_ID = "byTokenId"
-TOKENS_BY_USERNAME = "byUsername"
 #: A token id: 32 lowercase hex digits (``uuid4().hex``).
 TOKEN_ID_PATTERN = r"^[0-9a-f]{32}$"
 #: The one field of a token-list cursor: the id of the next page's first token (never its hash).

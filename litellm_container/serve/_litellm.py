@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
-# Without this, importing litellm fetches its cost map from the internet.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from lisa_contracts.settings import litellm_offline
 
-import litellm
-from litellm import Router
+litellm_offline()  # without it, importing litellm fetches its cost map from the internet
+
+import litellm  # noqa: E402
+from litellm import Router  # noqa: E402
 
 litellm.suppress_debug_info = True
 litellm.turn_off_message_logging = True

@@ -7,13 +7,14 @@ Readiness (snapshot loaded, staleness, gaps) is reported by ``/health/ready``.
 
 from __future__ import annotations
 
-import os
 import sys
 import urllib.request
 
+from lisa_contracts.settings import ServeSettings
+
 
 def main() -> int:
-    port = os.environ.get("LISA_SERVE_PORT", "").strip() or "8080"
+    port = ServeSettings.from_env().port
     url = f"http://127.0.0.1:{port}/health"
     try:
         with urllib.request.urlopen(url, timeout=3) as response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match, Template
 
-from lisa_stacks.model_hosting_stack import OUTPUT_NAMES, PARAMETER_NAMES
+from lisa_contracts.names import MODEL_STACK_OUTPUTS, MODEL_STACK_PARAMETERS
 
 
 def test_serve_runs_at_least_two_fargate_tasks(serve: Template) -> None:
@@ -69,8 +69,8 @@ def test_serve_task_role_is_narrow(serve: Template) -> None:
 def test_model_stack_parameters_and_outputs(model: Template) -> None:
     template = model.to_json()
     params = template["Parameters"]
-    assert set(PARAMETER_NAMES) <= set(params)
-    assert set(params) - set(PARAMETER_NAMES) == {"ImageId"}
+    assert set(MODEL_STACK_PARAMETERS) <= set(params)
+    assert set(params) - set(MODEL_STACK_PARAMETERS) == {"ImageId"}
     assert params["SubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
     assert params["ContainerPort"] == Match.object_like({"Type": "Number", "Default": 8080}) or (
         params["ContainerPort"]["Type"] == "Number" and params["ContainerPort"]["Default"] == 8080
@@ -81,7 +81,7 @@ def test_model_stack_parameters_and_outputs(model: Template) -> None:
         params["ImageId"]["Default"]
         == "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
     )
-    assert set(template["Outputs"]) == set(OUTPUT_NAMES)
+    assert set(template["Outputs"]) == set(MODEL_STACK_OUTPUTS)
     assert "Rules" not in template  # no CDK bootstrap check: the workflow creates it with CreateStack
 
 

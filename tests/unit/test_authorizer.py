@@ -12,6 +12,7 @@ import pytest
 from key_rotation import handler as rotation
 
 from authorizer import handler
+from lisa_domain.auth import Principal, principal_to_context
 from lisa_domain.tokens import TokenStore
 from local_mode.resources import LocalResources
 from tests.unit.helpers import API_ARN, FakeContext, authorizer_event
@@ -44,7 +45,7 @@ def test_management_key_is_admin(resources: LocalResources, authorize: Any) -> N
         "authMethod": "management-key",
     }
     [statement] = result["policyDocument"]["Statement"]
-    assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": f"{API_ARN}/*/*"}
+    assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [f"{API_ARN}/*/*"]}
 
 
 def test_api_key_header_works_too(resources: LocalResources, authorize: Any) -> None:
@@ -145,9 +146,18 @@ def test_no_credential_is_logged(
     ],
 )
 def test_policy_covers_the_whole_stage(method_arn: str, expected: str) -> None:
-    assert handler.api_resource(method_arn) == expected
+    principal = Principal("alice", ("team",), False, "api-token")
+    policy = handler.stage_policy(method_arn, principal)
+    assert policy["principalId"] == "alice"
+    assert policy["policyDocument"]["Statement"] == [
+        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [expected]}
+    ]
+    assert policy["context"] == principal_to_context(principal)
 
 
-def test_malformed_method_arn_is_refused() -> None:
+@pytest.mark.parametrize(
+    "method_arn", ["not-an-arn", "arn:aws:execute-api:eu-west-1:1:x", "arn:aws:x:y:1:api"]
+)
+def test_malformed_method_arn_is_refused(method_arn: str) -> None:
     with pytest.raises(ValueError):
-        handler.api_resource("not-an-arn")
+        handler.stage_policy(method_arn, Principal("alice", (), False, "api-token"))

@@ -51,13 +51,12 @@ def test_the_lambda_has_no_local_backend_until_local_mode_registers_it(
 ) -> None:
     lambda_only = {name: factory for name, factory in hosting_seam._factories.items() if name != "local"}
     monkeypatch.setattr(hosting_seam, "_factories", lambda_only)
-    monkeypatch.setenv("HOSTING_BACKEND", "local")
     with pytest.raises(
         RuntimeError, match=r"HOSTING_BACKEND='local' is not a registered .*local mode registers"
     ):
-        hosting_seam.get_backend()
+        hosting_seam.get_backend("local")
     local_hosting.register()
-    assert isinstance(hosting_seam.get_backend(), LocalHosting)
+    assert isinstance(hosting_seam.get_backend("local"), LocalHosting)
 
 
 def test_text_models_need_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from admin_api import handler as admin_handler
-from admin_api.tokens import TokenSettings
 from authorizer import handler as authorizer_handler
+from lisa_contracts.settings import AdminApiSettings, SettingsError
 from lisa_domain.auth import MAX_OIDC_HTTP_TIMEOUT, authenticator_from_env, jwt_verifier_from_env
 from lisa_domain.errors import Unauthorized
 from lisa_domain.tokens import TokenStore
@@ -193,8 +193,8 @@ def test_configured_maximum_lifetime(
 
 @pytest.mark.parametrize("value", ["0", "x", "3651"])
 def test_bad_maximum_lifetime_setting_fails_loudly(value: str) -> None:
-    with pytest.raises(RuntimeError, match="TOKEN_MAX_LIFETIME_DAYS"):
-        TokenSettings.from_env({"TOKEN_MAX_LIFETIME_DAYS": value})
+    with pytest.raises(SettingsError, match="TOKEN_MAX_LIFETIME_DAYS"):
+        AdminApiSettings.from_env({"MODELS_TABLE_NAME": "models", "TOKEN_MAX_LIFETIME_DAYS": value})
 
 
 @pytest.mark.parametrize(

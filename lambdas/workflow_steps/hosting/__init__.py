@@ -6,7 +6,6 @@ workflows run; nothing in ``lambdas/`` imports local mode.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from workflow_steps.hosting.base import HostingBackend, HostingFailed, Progress
@@ -30,8 +29,8 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     _factories[name] = factory
 
 
-def get_backend(name: str | None = None) -> HostingBackend:
-    chosen = name or os.environ.get("HOSTING_BACKEND") or "ecs"
+def get_backend(chosen: str) -> HostingBackend:
+    """A new backend of the registered name (``WorkflowStepsSettings.hosting_backend``)."""
     try:
         factory = _factories[chosen]
     except KeyError:

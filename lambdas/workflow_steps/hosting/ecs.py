@@ -12,7 +12,6 @@ upgraded template (and its parameters) on its next change.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +19,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from lisa_contracts.settings import WorkflowStepsSettings
 from lisa_domain.schema import ModelRecord
-from lisa_domain.settings import required_env
 from workflow_steps.hosting.base import HostingFailed, Progress
 from workflow_steps.hosting.task_definition import CONTAINER_PORT, resource_name, task_definition_request
 
@@ -37,10 +36,6 @@ DEFAULT_LB_HEALTH = {
 _FAILED_RESOURCE_STATES = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
 
 
-def _required(name: str) -> str:
-    return required_env(name, needed_by="the ECS hosting backend")
-
-
 @dataclass(frozen=True)
 class EcsSettings:
     template_url: str
@@ -53,19 +48,39 @@ class EcsSettings:
     stack_role_arn: str | None = None
     log_group_name: str | None = None
 
+    region: str | None = None
+
     @classmethod
-    def from_env(cls) -> EcsSettings:
+    def from_settings(cls, settings: WorkflowStepsSettings) -> EcsSettings:
+        """The ECS part of the step settings; a clear error naming each variable that is not set."""
+        required = {name: getattr(settings, field) for name, field in _REQUIRED_FIELDS.items()}
+        missing = [
+            str(WorkflowStepsSettings.model_fields[_REQUIRED_FIELDS[name]].alias)
+            for name, value in required.items()
+            if not value
+        ]
+        if missing:
+            raise RuntimeError(
+                f"environment variable {', '.join(missing)} is not set (needed by the ECS hosting backend)"
+            )
         return cls(
-            template_url=_required("MODEL_STACK_TEMPLATE_URL"),
-            stack_prefix=_required("MODEL_STACK_PREFIX"),
-            vpc_id=_required("MODEL_VPC_ID"),
-            subnet_ids=_required("MODEL_SUBNET_IDS"),
-            serve_security_group_id=_required("SERVE_SECURITY_GROUP_ID"),
-            execution_role_arn=_required("MODEL_TASK_EXECUTION_ROLE_ARN"),
-            task_role_arn=_required("MODEL_TASK_ROLE_ARN"),
-            stack_role_arn=os.environ.get("MODEL_STACK_ROLE_ARN") or None,
-            log_group_name=os.environ.get("MODEL_LOG_GROUP_NAME") or None,
+            **required,
+            stack_role_arn=settings.model_stack_role_arn,
+            log_group_name=settings.model_log_group_name,
+            region=settings.region,
         )
+
+
+#: ``EcsSettings`` field -> the ``WorkflowStepsSettings`` field it needs (all required on ECS).
+_REQUIRED_FIELDS = {
+    "template_url": "model_stack_template_url",
+    "stack_prefix": "model_stack_prefix",
+    "vpc_id": "model_vpc_id",
+    "subnet_ids": "model_subnet_ids",
+    "serve_security_group_id": "serve_security_group_id",
+    "execution_role_arn": "model_task_execution_role_arn",
+    "task_role_arn": "model_task_role_arn",
+}
 
 
 def desired_tasks(model: ModelRecord) -> tuple[int, int, int]:
@@ -132,7 +147,7 @@ class EcsHostingBackend:
 
     @classmethod
     def from_env(cls) -> EcsHostingBackend:
-        return cls(EcsSettings.from_env())
+        return cls(EcsSettings.from_settings(WorkflowStepsSettings.from_env()))
 
     # ---- names -------------------------------------------------------------------------------
     def stack_name(self, model: ModelRecord) -> str:
@@ -334,6 +349,7 @@ class EcsHostingBackend:
             execution_role_arn=self.settings.execution_role_arn,
             task_role_arn=self.settings.task_role_arn,
             log_group_name=self.settings.log_group_name,
+            region=self.settings.region,
         )
         response = self._ecs.register_task_definition(**request)
         return str(response["taskDefinition"]["taskDefinitionArn"])

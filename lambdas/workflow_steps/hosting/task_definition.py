@@ -10,15 +10,14 @@ update the stack parameter" — a normal ECS rolling deployment with the circuit
 
 from __future__ import annotations
 
-import os
 import re
 from hashlib import sha256
 from typing import Any
 
+from lisa_contracts.names import MODEL_CONTAINER_NAME
 from lisa_domain.instance_types import gpu_count
 from lisa_domain.schema import InferenceContainer, ModelRecord
 
-CONTAINER_NAME = "model"
 CONTAINER_PORT = 8080
 #: Soft memory limit when the model sets none (ECS needs one of memory/memoryReservation).
 DEFAULT_MEMORY_RESERVATION = 4096
@@ -81,7 +80,7 @@ def task_definition_request(
     environment.update(config.environment)
     health = config.healthCheckConfig
     container: dict[str, Any] = {
-        "name": CONTAINER_NAME,
+        "name": MODEL_CONTAINER_NAME,
         "image": config.image.baseImage,
         "essential": True,
         "portMappings": [{"containerPort": CONTAINER_PORT, "hostPort": 0, "protocol": "tcp"}],
@@ -107,11 +106,13 @@ def task_definition_request(
     if command:
         container["command"] = command
     if log_group_name:
+        if not region:
+            raise ValueError("awslogs needs the region (AWS_REGION or AWS_DEFAULT_REGION)")
         container["logConfiguration"] = {
             "logDriver": "awslogs",
             "options": {
                 "awslogs-group": log_group_name,
-                "awslogs-region": region or os.environ.get("AWS_REGION") or os.environ["AWS_DEFAULT_REGION"],
+                "awslogs-region": region,
                 "awslogs-stream-prefix": family,
             },
         }

@@ -1,0 +1,111 @@
+"""Names the parts agree on: the CDK stacks, the Lambdas, the serve app, local mode and the tests
+import them from here instead of repeating the literals."""
+
+from __future__ import annotations
+
+# ---- DynamoDB -------------------------------------------------------------------------------------
+MODELS_TABLE_KEY = "modelId"
+#: The models table's item holding the registry version (``#`` never appears in a model id).
+REGISTRY_ITEM_ID = "#registry"
+TOKENS_TABLE_KEY = "tokenHash"
+TOKENS_TABLE_EXPIRY_ATTRIBUTE = "tokenExpiration"
+TOKENS_BY_TOKEN_ID = "byTokenId"
+TOKENS_BY_USERNAME = "byUsername"
+#: Global secondary index -> its partition key.
+TOKEN_INDEXES: dict[str, str] = {TOKENS_BY_TOKEN_ID: "tokenId", TOKENS_BY_USERNAME: "username"}
+
+# ---- metrics --------------------------------------------------------------------------------------
+METRICS_NAMESPACE = "LISA"
+
+# ---- per-model stack ------------------------------------------------------------------------------
+#: The model's container in its task definition (the workflow registers it; the stack's service
+#: puts it behind the load balancer).
+MODEL_CONTAINER_NAME = "model"
+#: Parameters the workflow passes to the per-model stack (the stack declares exactly these plus
+#: ``ImageId``, an SSM-resolved AMI it never receives).
+MODEL_STACK_PARAMETERS: tuple[str, ...] = (
+    "ModelId",
+    "InstanceType",
+    "TaskDefinitionArn",
+    "ContainerPort",
+    "HealthCheckPath",
+    "HealthCheckInterval",
+    "HealthCheckTimeout",
+    "HealthyThresholdCount",
+    "UnhealthyThresholdCount",
+    "MinCapacity",
+    "MaxCapacity",
+    "DesiredCapacity",
+    "Cooldown",
+    "DefaultInstanceWarmup",
+    "BlockDeviceVolumeSize",
+    "ScalingMetric",
+    "ScalingTargetValue",
+    "EstimatedInstanceWarmup",
+    "VpcId",
+    "SubnetIds",
+    "ServeSecurityGroupId",
+)
+#: Outputs of the per-model stack; ``EndpointUrl`` is ``http://<ALB DNS>`` without ``/v1``.
+MODEL_STACK_OUTPUTS: tuple[str, ...] = (
+    "EndpointUrl",
+    "ClusterName",
+    "ServiceName",
+    "AutoScalingGroupName",
+    "TargetGroupArn",
+    "LoadBalancerArn",
+)
+TASK_DEFINITION_PARAMETER = "TaskDefinitionArn"
+ENDPOINT_URL_OUTPUT = "EndpointUrl"
+
+# ---- admin API ------------------------------------------------------------------------------------
+#: Resource path -> methods. API Gateway creates exactly these (behind the authorizer); local mode's
+#: adapter matches requests against the same paths.
+ADMIN_ROUTES: dict[str, tuple[str, ...]] = {
+    "/models": ("GET", "POST"),
+    "/models/{modelId}": ("GET", "PUT", "DELETE"),
+    "/models/{modelId}/schedule": ("GET", "PUT", "POST", "DELETE"),
+    "/models/{modelId}/schedule/status": ("GET",),
+    "/api-tokens": ("GET", "POST"),
+    "/api-tokens/{tokenId}": ("GET", "DELETE"),
+}
+TOKENS_RESOURCE = "/api-tokens"
+TOKEN_RESOURCE = "/api-tokens/{tokenId}"
+
+# ---- workflows ------------------------------------------------------------------------------------
+#: Workflow -> its ASL file stem in ``lambdas/workflow_steps/definitions/``.
+WORKFLOWS: tuple[str, ...] = ("create_model", "update_model", "delete_model")
+#: Workflow -> the ``step`` values its Task states pass to the task Lambda (``Cleanup``,
+#: ``PollCleanup`` and ``MarkFailed`` are the failure path).
+WORKFLOW_STEPS: dict[str, tuple[str, ...]] = {
+    "create_model": (
+        "StartCreate",
+        "CreateInfrastructure",
+        "PollCreate",
+        "PollCreateService",
+        "RegisterModel",
+        "Cleanup",
+        "PollCleanup",
+        "MarkFailed",
+    ),
+    "update_model": (
+        "StartUpdate",
+        "UpdateInfrastructure",
+        "PollUpdate",
+        "PollUpdateService",
+        "FinishUpdate",
+        "CleanupUpdate",
+        "MarkFailed",
+    ),
+    "delete_model": (
+        "StartDelete",
+        "DeleteInfrastructure",
+        "PollDelete",
+        "ReleaseInfrastructure",
+        "DeleteSecret",
+        "DeleteRecord",
+        "Cleanup",
+        "PollCleanup",
+        "MarkFailed",
+    ),
+}
