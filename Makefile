@@ -27,11 +27,12 @@ $(STAMP):
 
 install: $(STAMP) ## create .venv and install every pinned dependency, local model runtimes included
 	@bash local_mode/install.sh $(PY)
+	@$(PY) -m lisa_client.install_launcher  # the lisa command: $(VENV)/bin/lisa
 
 lint: install ## ruff check, ruff format --check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy lambdas litellm_container lisa_stacks local_mode bench app.py tests
+	$(VENV)/bin/mypy lambdas litellm_container lisa_stacks local_mode lisa_client bench app.py tests
 
 format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -36,6 +36,8 @@ ADMIN_ROUTES: tuple[str, ...] = (
     "/models/metadata/instances",
     "/models/{modelId}",
     "/models/{modelId}/context-window",
+    "/models/{modelId}/schedule",
+    "/models/{modelId}/schedule/status",
     "/api-tokens",
     "/api-tokens/{tokenId}",
     "/docs",

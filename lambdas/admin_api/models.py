@@ -226,9 +226,12 @@ class ModelService:
         return record
 
     # ---- update ------------------------------------------------------------------------------
-    def update(self, principal: Principal, model_id: str, request: UpdateModelRequest) -> ModelRecord:
+    def update(
+        self, principal: Principal, model_id: str, request: UpdateModelRequest, *, reason: str | None = None
+    ) -> ModelRecord:
         """Move the model to Updating, Stopping (``enabled: false``) or Starting (``enabled: true``)
-        and start the update workflow with the requested changes.
+        and start the update workflow with the requested changes. ``reason`` goes into the status
+        history with the move (cost control says why it stopped or started a model).
 
         An ``allowedGroups`` change that takes access away is written in the same conditional write
         as ``Updating`` (``narrowed_groups``), so the serve app applies it at once; additions wait
@@ -242,7 +245,7 @@ class ModelService:
             narrowed = narrowed_groups(record.allowedGroups, request.allowedGroups)
             if narrowed is not None:
                 at_once["allowedGroups"] = narrowed
-        updated = self._begin(record, action, changes=at_once or None)
+        updated = self._begin(record, action, reason=reason, changes=at_once or None)
         details: dict[str, Any] = {
             "action": action.value,
             "previousStatus": record.status.value,
@@ -261,8 +264,8 @@ class ModelService:
     def _check_update(self, record: ModelRecord, request: UpdateModelRequest) -> None:
         """Rules that need the stored model (the schema checked everything else)."""
         if not record.self_hosted:
-            for name in ("autoScalingInstanceConfig", "containerConfig"):
-                if getattr(request, name) is not None:
+            for name in ("autoScalingInstanceConfig", "containerConfig", "idleStopMinutes", "startOnRequest"):
+                if getattr(request, name):
                     raise ValidationFailed(
                         f"{name}: model '{record.modelId}' is not self-hosted, so it has no {name}"
                     )

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from lisa_domain.instance_types import is_instance_type
+from lisa_domain.schedule import SchedulingConfig
 
 #: Letters of either case, digits, '-', '.', '_' (LISA's ids keep working; no other characters, so
 #: two ids never collide once AWS resource names are derived from them: see ``resource_name``).
@@ -48,6 +49,9 @@ ModelId = Annotated[
 ]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, strip_whitespace=False)]
 PositiveInt = Annotated[int, Field(gt=0)]
+#: Minutes without a request before a model is stopped (``idleStopMinutes``).
+MIN_IDLE_STOP_MINUTES = 5
+IdleStopMinutes = Annotated[int, Field(ge=MIN_IDLE_STOP_MINUTES)]
 
 
 class ModelType(StrEnum):
@@ -233,6 +237,11 @@ class AutoScalingConfig(StrictModel):
     cooldown: PositiveInt = 300
     defaultInstanceWarmup: Annotated[int, Field(ge=1, le=3600)] = 300
     metricConfig: MetricConfig
+    scheduling: SchedulingConfig | None = Field(
+        default=None,
+        description="LISA's schedule: the model runs only in its windows (see docs/cost-control.md); "
+        "also set with PUT /models/{modelId}/schedule.",
+    )
 
     @model_validator(mode="after")
     def _capacities(self) -> AutoScalingConfig:
@@ -276,6 +285,16 @@ class ModelDefinition(StrictModel):
         description="Where the model runs; when absent, lisa_hosted for self-hosted models and "
         "third_party otherwise. internal_hosted needs modelUrl.",
     )
+    idleStopMinutes: IdleStopMinutes | None = Field(
+        default=None,
+        description="Self-hosted models: stop the model after this many minutes without an inference "
+        "request (at least 5; absent or null: never). See docs/cost-control.md.",
+    )
+    startOnRequest: StrictBool = Field(
+        default=False,
+        description="Self-hosted models: an inference request for the stopped model starts it (the "
+        "request answers 503 model_starting with Retry-After until it is InService).",
+    )
     contextWindow: PositiveInt | None = Field(
         default=None,
         description="Maximum input tokens. When absent, registration fills it from the container "
@@ -308,6 +327,8 @@ class ModelDefinition(StrictModel):
             raise ValueError("hostingType: internal_hosted models need modelUrl")
         if self.hostingType == HostingType.LISA_HOSTED and not given:
             raise ValueError(f"hostingType: lisa_hosted models need {', '.join(HOSTING_FIELDS)}")
+        if not given and (self.idleStopMinutes is not None or self.startOnRequest):
+            raise ValueError("idleStopMinutes and startOnRequest are only for self-hosted models")
         if self.hostingType is None:
             self.hostingType = HostingType.LISA_HOSTED if given else HostingType.THIRD_PARTY
         return self
@@ -428,7 +449,16 @@ def merge_container_config(current: ContainerConfig, update: ContainerConfigUpda
     return ContainerConfig.model_validate(merged.model_dump())
 
 
-METADATA_UPDATE_FIELDS = ("modelDescription", "streaming", "allowedGroups", "features")
+METADATA_UPDATE_FIELDS = (
+    "modelDescription",
+    "streaming",
+    "allowedGroups",
+    "features",
+    "idleStopMinutes",
+    "startOnRequest",
+)
+#: Update fields where null is a value (turn the feature off), not "no change".
+NULLABLE_UPDATE_FIELDS = ("idleStopMinutes",)
 
 
 class UpdateModelRequest(StrictModel):
@@ -441,21 +471,45 @@ class UpdateModelRequest(StrictModel):
     features: list[Feature] | None = None
     autoScalingInstanceConfig: AutoScalingInstanceConfig | None = None
     containerConfig: ContainerConfigUpdate | None = None
+    idleStopMinutes: IdleStopMinutes | None = Field(
+        default=None, description="Minutes without a request before the model stops (>= 5); null: never"
+    )
+    startOnRequest: StrictBool | None = None
     guardrailsConfig: Any = Field(default=None, exclude=True, description=GUARDRAILS_DESCRIPTION)
 
     _guardrails = field_validator("guardrailsConfig")(_not_supported_yet(GUARDRAILS_NOT_SUPPORTED))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """As ``StrictModel``'s, except that null in a ``NULLABLE_UPDATE_FIELDS`` field is kept."""
+        if isinstance(data, dict):
+            return {
+                key: value
+                for key, value in data.items()
+                if value is not None or key in NULLABLE_UPDATE_FIELDS
+            }
+        return data
+
     @model_validator(mode="after")
     def _not_empty(self) -> UpdateModelRequest:
-        if not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set):
+        given = self.model_fields_set
+        if not given or all(getattr(self, f) is None and f not in NULLABLE_UPDATE_FIELDS for f in given):
             raise ValueError("an update needs at least one field")
         if self.enabled is not None and self.autoScalingInstanceConfig is not None:
             raise ValueError("enabled cannot be combined with autoScalingInstanceConfig")
         return self
 
     def changes(self) -> dict[str, Any]:
-        """The fields the caller set, as plain JSON (the workflow input)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The fields the caller set, as plain JSON (the workflow input); null only where it is a value
+        (``NULLABLE_UPDATE_FIELDS``)."""
+        changes = self.model_dump(mode="json", exclude_none=True)
+        changes |= {
+            name: None
+            for name in NULLABLE_UPDATE_FIELDS
+            if name in self.model_fields_set and getattr(self, name) is None
+        }
+        return changes
 
 
 class UpdateContextWindowRequest(StrictModel):

@@ -24,7 +24,7 @@ from serve.auth import ServeAuthenticator
 from serve.config import ServeConfig
 from serve.errors import ServeError
 from serve.follower import RegistryFollower, Snapshot
-from serve.openapi import AUTH_ERRORS
+from serve.openapi import AUTH_ERRORS, SECURITY
 
 #: LiteLLM's ``model_info.mode`` for each model type (its names: ``litellm.types.utils``).
 MODES: dict[ModelType, str] = {
@@ -47,7 +47,7 @@ def _route(description: str, schema: dict[str, Any]) -> dict[str, Any]:
             200: {"description": description, "content": {"application/json": {"schema": schema}}},
             **AUTH_ERRORS,
         },
-        "openapi_extra": {"security": [{"bearer": []}, {"apiKey": []}]},
+        "openapi_extra": {"security": SECURITY},
     }
 
 

@@ -114,6 +114,9 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
 
 
+#: The credential headers of every authenticated route (any one valid credential is enough).
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {"xApiKey": []}]
+
 #: Errors any authenticated route can answer (docs/serve-api.md, "Errors").
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _error("No, unknown, expired or revoked credential"),
@@ -177,7 +180,7 @@ def inference_route(endpoint: Endpoint) -> dict[str, Any]:
                     "application/json": {"schema": request_schema(endpoint), "example": _EXAMPLES[endpoint]}
                 },
             },
-            "security": [{"bearer": []}, {"apiKey": []}],
+            "security": SECURITY,
         },
     }
 
@@ -192,7 +195,7 @@ def models_route(*, one: bool) -> dict[str, Any]:
     }
     if one:
         responses[404] = _error("Unknown model, or not open to the caller")
-    return {"responses": responses, "openapi_extra": {"security": [{"bearer": []}, {"apiKey": []}]}}
+    return {"responses": responses, "openapi_extra": {"security": SECURITY}}
 
 
 HEALTH: dict[str, Any] = {
@@ -262,11 +265,16 @@ READY: dict[str, Any] = {
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
-    """The serve API's OpenAPI document, with the two credential headers as security schemes."""
+    """The serve API's OpenAPI document, with the credential headers as security schemes."""
     document = app.openapi()
     components = document.setdefault("components", {})
     components["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer"},
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Also accepted without the scheme (`Authorization: <credential>`), as LISA's clients send it",
+        },
         "apiKey": {"type": "apiKey", "in": "header", "name": "Api-Key"},
+        "xApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
     }
     return document

@@ -7,6 +7,7 @@ import copy
 from lisa_domain.instance_types import gpu_count
 from lisa_domain.registry import LITELLM_PARAMS
 from tests.integration.conftest import BEDROCK_MODEL, EXTERNAL_MODEL, STACK_PREFIX, VLLM_MODEL, Lisa
+from workflow_steps.hosting.task_definition import resource_name
 
 
 def test_self_hosted_create_builds_stack_task_definition_and_registers(lisa: Lisa) -> None:
@@ -111,3 +112,17 @@ def test_external_create_references_the_key_by_secret_arn(lisa: Lisa) -> None:
         "api_key_secret_arn": arn,
     }
     assert "sk-test" not in str(item) and "sk-test" not in str(execution.output)
+
+
+def test_a_long_mixed_case_id_gets_a_hashed_stack_and_family_within_the_limits(lisa: Lisa) -> None:
+    model_id = "Mistral-7B_Instruct.v0-3-" + "x" * 103  # 128 characters, as LISA's ids may be
+    execution = lisa.create({**VLLM_MODEL, "modelId": model_id})
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert lisa.item(model_id)["status"] == "InService"
+    name = resource_name(STACK_PREFIX, model_id)
+    assert len(name) == 128 and name.startswith(STACK_PREFIX + "mistral-7b-instruct-v0-3-")
+    (stack,) = lisa.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["ModelId"] == model_id
+    families = lisa.client("ecs").list_task_definitions(familyPrefix=name, status="ACTIVE")
+    assert len(families["taskDefinitionArns"]) == 1

@@ -20,6 +20,7 @@ from lisa_domain.auth import Authenticator, Principal, bearer_value, credential_
 from lisa_domain.errors import Forbidden
 from lisa_domain.registry import ServedModel, ServedModels
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from serve.app import create_app
 from serve.auth import ServeAuthenticator
 from serve.errors import ServeError
 from serve.follower import ServedEntry, Snapshot
@@ -32,6 +33,7 @@ from serve.lisa_routes import (
     endpoint_health,
     model_info,
 )
+from serve.openapi import openapi_document
 from tests.serve.conftest import ServeEnv
 
 LISA_ROUTES = ["/health", "/health/readiness", "/health/liveliness", "/model/info"]
@@ -186,6 +188,16 @@ def test_every_model_type_has_a_litellm_mode() -> None:
     assert MODES[ModelType.EMBEDDING] == "embedding"
     assert MODES[ModelType.IMAGEGEN] == "image_generation"
     assert MODES[ModelType.VIDEOGEN] == "video_generation"
+
+
+def test_the_openapi_document_describes_the_routes_and_headers(serve: ServeEnv) -> None:
+    document = openapi_document(create_app(serve.services))
+    for path in LISA_ROUTES:
+        operation = document["paths"]["/v2/serve" + path]["get"]
+        assert {"200", "401", "403", "503"} <= set(operation["responses"]), path
+        assert {"xApiKey": []} in operation["security"]
+    schemes = document["components"]["securitySchemes"]
+    assert {scheme.get("name") for scheme in schemes.values()} >= {"Api-Key", "x-api-key"}
 
 
 # ---- bodies from a snapshot -------------------------------------------------------------------

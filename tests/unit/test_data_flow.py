@@ -22,7 +22,7 @@ import pytest
 from admin_api import handler
 from lisa_domain.lifecycle import TRANSITIONS, Action
 from lisa_domain.registry import LITELLM_PARAMS, ModelRegistry, StatusChange
-from lisa_domain.schema import ModelStatus
+from lisa_domain.schema import TRANSIENT_STATES, ModelStatus
 from lisa_domain.secrets import ModelSecrets
 from local_mode.resources import LocalResources
 from tests.unit.conftest import Workflows
@@ -48,6 +48,11 @@ def _services(resources: LocalResources) -> Services:
 
 
 # ---- one owner for status transitions ----------------------------------------------------------
+def test_the_schemas_transient_states_are_the_tables() -> None:
+    assert {transition.transient for transition in TRANSITIONS.values()} == TRANSIENT_STATES
+    assert set(TRANSITIONS) == set(Action)
+
+
 @pytest.mark.parametrize("action", list(REQUESTS))
 @pytest.mark.parametrize("status", list(ModelStatus))
 def test_the_admin_api_moves_models_as_the_lifecycle_table_says(

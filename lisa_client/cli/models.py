@@ -1,0 +1,148 @@
+"""``lisa models list|get|create|update|start|stop|delete``."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+import click
+import yaml
+from pydantic import ValidationError
+
+from lisa_client.cli.common import output_option, report_errors, state, wait_options, wait_until
+from lisa_client.modelfile import ModelFileError, parse_entry
+from lisa_client.output import OutputFormat, emit
+from lisa_domain.schema import ModelRecord, ModelStatus, ModelSummary, UpdateModelRequest
+
+COLUMNS = ("modelId", "modelName", "modelType", "status", "enabled", "statusReason")
+
+
+def _show(model: ModelRecord | ModelSummary, output: str) -> None:
+    emit(model.model_dump(mode="json"), OutputFormat(output), COLUMNS)
+
+
+def read_mapping(handle: IO[str]) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(handle.read())
+    except yaml.YAMLError as error:
+        raise ModelFileError(f"{handle.name}: not valid YAML or JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{handle.name}: expected one mapping of fields")
+    return data
+
+
+@click.group()
+def models() -> None:
+    """Register, change, start, stop and delete models."""
+
+
+@models.command("list")
+@output_option
+@report_errors
+def list_models(output: str) -> None:
+    """Every model you may see."""
+    emit([m.model_dump(mode="json") for m in state().client().list_models()], OutputFormat(output), COLUMNS)
+
+
+@models.command()
+@click.argument("model_id")
+@output_option
+@report_errors
+def get(model_id: str, output: str) -> None:
+    """One model."""
+    _show(state().client().get_model(model_id), output)
+
+
+@models.command()
+@click.option("-f", "--file", "handle", type=click.File(), required=True, help="YAML or JSON create body")
+@wait_options
+@output_option
+@report_errors
+def create(handle: IO[str], wait: bool, timeout: float, output: str) -> None:
+    """Register a model (apiKey as {fromEnv: NAME} or {fromSecretsManager: ARN})."""
+    desired = parse_entry(read_mapping(handle))
+    if desired.enabled is not None:
+        raise ModelFileError("enabled: not part of a create; use lisa models stop after it is InService")
+    request = desired.request
+    if desired.api_key is not None:
+        request = request.model_copy(update={"apiKey": desired.api_key.resolve()})
+    client = state().client()
+    model = client.create_model(request)
+    if wait:
+        wait_until(client, model.modelId, ModelStatus.IN_SERVICE, timeout)
+        model = client.get_model(model.modelId)  # type: ignore[assignment]
+    _show(model, output)
+
+
+@models.command()
+@click.argument("model_id")
+@click.option("-f", "--file", "handle", type=click.File(), required=True, help="YAML or JSON update body")
+@wait_options
+@output_option
+@report_errors
+def update(model_id: str, handle: IO[str], wait: bool, timeout: float, output: str) -> None:
+    """Change a model (the fields of PUT /models/{modelId})."""
+    try:
+        request = UpdateModelRequest.model_validate(read_mapping(handle))
+    except ValidationError as error:
+        detail = error.errors()[0]
+        where = ".".join(map(str, detail["loc"]))
+        raise ModelFileError(
+            f"{where or 'body'}: {str(detail['msg']).removeprefix('Value error, ')}"
+        ) from error
+    client = state().client()
+    before = client.get_model(model_id).status
+    model = client.update_model(model_id, request)
+    if wait:
+        target = before
+        if request.enabled is not None:
+            target = ModelStatus.IN_SERVICE if request.enabled else ModelStatus.STOPPED
+        wait_until(client, model_id, target, timeout)
+        model = client.get_model(model_id)  # type: ignore[assignment]
+    _show(model, output)
+
+
+def _lifecycle(model_id: str, wait: bool, timeout: float, output: str, action: str) -> None:
+    client = state().client()
+    if action == "start":
+        model, target = client.start_model(model_id), ModelStatus.IN_SERVICE
+    elif action == "stop":
+        model, target = client.stop_model(model_id), ModelStatus.STOPPED
+    else:
+        model, target = client.delete_model(model_id), None
+    if wait:
+        wait_until(client, model_id, target, timeout)
+        if target is None:
+            click.echo(f"{model_id} deleted", err=True)
+            return
+        model = client.get_model(model_id)  # type: ignore[assignment]
+    _show(model, output)
+
+
+@models.command()
+@click.argument("model_id")
+@wait_options
+@output_option
+@report_errors
+def start(model_id: str, wait: bool, timeout: float, output: str) -> None:
+    """Start a stopped model."""
+    _lifecycle(model_id, wait, timeout, output, "start")
+
+
+@models.command()
+@click.argument("model_id")
+@wait_options
+@output_option
+@report_errors
+def stop(model_id: str, wait: bool, timeout: float, output: str) -> None:
+    """Stop a model (it keeps its configuration)."""
+    _lifecycle(model_id, wait, timeout, output, "stop")
+
+
+@models.command()
+@click.argument("model_id")
+@wait_options
+@output_option
+@report_errors
+def delete(model_id: str, wait: bool, timeout: float, output: str) -> None:
+    """Delete a model and everything it runs on."""
+    _lifecycle(model_id, wait, timeout, output, "delete")
