@@ -17,6 +17,8 @@ ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models/metadata/instances", ("GET",)),
     ("models/{modelId}", ("GET", "PUT", "DELETE")),
     ("models/{modelId}/context-window", ("PUT",)),
+    ("models/{modelId}/schedule", ("GET", "PUT", "POST", "DELETE")),
+    ("models/{modelId}/schedule/status", ("GET",)),
     ("api-tokens", ("GET", "POST")),
     ("api-tokens/{tokenId}", ("GET", "DELETE")),
     ("docs", ("GET",)),

@@ -78,7 +78,7 @@ def test_management_key_is_generated_retained_and_rotated(core: Template, synthe
 
 def test_every_api_method_requires_the_authorizer(core: Template) -> None:
     methods = _resources(core, "AWS::ApiGateway::Method")
-    assert len(methods) == 12
+    assert len(methods) == 17
     authorizers = _resources(core, "AWS::ApiGateway::Authorizer")
     assert len(authorizers) == 1
     (authorizer_id,) = authorizers
@@ -107,13 +107,27 @@ def test_routes(core: Template) -> None:
         r["Properties"]["PathPart"] for r in _resources(core, "AWS::ApiGateway::Resource").values()
     )
     assert parts == sorted(
-        ["api-tokens", "models", "metadata", "instances", "{modelId}", "context-window", "{tokenId}", "docs"]
+        [
+            "api-tokens",
+            "models",
+            "metadata",
+            "instances",
+            "{modelId}",
+            "context-window",
+            "schedule",
+            "status",
+            "{tokenId}",
+            "docs",
+        ]
     )
     verbs = sorted(
         m["Properties"]["HttpMethod"] for m in _resources(core, "AWS::ApiGateway::Method").values()
     )
     assert verbs == sorted(
-        ["GET", "POST", "GET", "GET", "PUT", "DELETE", "PUT", "GET", "POST", "GET", "DELETE", "GET"]
+        [
+            *("GET", "POST", "GET", "GET", "PUT", "DELETE", "PUT", "GET", "POST", "GET", "DELETE", "GET"),
+            *("GET", "PUT", "POST", "DELETE", "GET"),  # /models/{modelId}/schedule and .../status
+        ]
     )
 
 
@@ -159,7 +173,11 @@ def test_state_machines_have_timeouts_logging_and_tracing(core: Template, synthe
 
 def test_ended_executions_reach_the_step_lambda(core: Template) -> None:
     """Timed-out or aborted executions skip their own Catch; the backstop rule must cover all three."""
-    rules = _resources(core, "AWS::Events::Rule")
+    rules = {
+        name: rule
+        for name, rule in _resources(core, "AWS::Events::Rule").items()
+        if "EventPattern" in rule["Properties"]
+    }
     assert len(rules) == 1
     props = next(iter(rules.values()))["Properties"]
     pattern = props["EventPattern"]
@@ -180,7 +198,7 @@ def test_lambdas_share_one_asset_and_runtime(core: Template) -> None:
         for f in _resources(core, "AWS::Lambda::Function").values()
         if str(f["Properties"].get("Handler", "")).endswith(".lambda_handler")
     ]
-    assert len(functions) == 4
+    assert len(functions) == 5
     assert {f["Runtime"] for f in functions} == {"python3.12"}
     assert {f["Architectures"][0] for f in functions} == {"x86_64"}
     assert len({str(f["Code"]) for f in functions}) == 1

@@ -53,6 +53,7 @@ HANDLERS = (
     "admin_api.handler",
     "workflow_steps.handler",
     "key_rotation.handler",
+    "scheduler.handler",
 )
 
 

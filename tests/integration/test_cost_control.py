@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from scheduler import handler as scheduler_handler
 from scheduler.evaluator import Change, Evaluator
 
 from admin_api.models import ModelService
 from lisa_domain.cost_control import LAST_USED_AT, START_REQUESTED, CostControlStore
 from lisa_domain.workflows import Workflow
+from local_mode.cost_control import EvaluatorLoop
 from tests.integration.conftest import URL_POLICY, VLLM_MODEL, Lisa, RecordingStarter
+from tests.support.waiting import wait_for
 
 MODEL = "mistral-7b"
 #: 09:00-17:00 UTC every day; 2027-01-04 is a Monday.
@@ -195,3 +198,23 @@ def test_idle_stop_minutes_and_start_on_request_are_updated_through_the_workflow
     item = lisa.item(MODEL)
     assert item.get("idleStopMinutes") == value and item["startOnRequest"] is True
     assert item["status"] == "InService"
+
+
+def test_local_mode_runs_the_lambda_handler_in_a_loop_with_a_scaled_idle_minute(
+    lisa: Lisa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Lambda's handler, built from its settings (as in AWS), run by local mode's loop."""
+    assert lisa.create(_model(idleStopMinutes=5)).status == "SUCCEEDED"
+    monkeypatch.setenv("UPDATE_MODEL_STATE_MACHINE_ARN", lisa.machines["update"])
+    monkeypatch.setenv("WORKFLOW_POLL_SECONDS", "0")
+    monkeypatch.setenv("LISA_LOCAL_IDLE_MINUTE_SECONDS", "0.2")  # 5 idle minutes: one second
+    loop = EvaluatorLoop(0.1)
+    loop.start()
+    try:
+        wait_for(lambda: lisa.item(MODEL)["status"] == "Stopped", 60, "the idle model stopped by the loop")
+    finally:
+        loop.stop()
+        scheduler_handler.evaluator.cache_clear()
+    assert ("Stopping", "stopped after 5 minutes without an inference request (idleStopMinutes)") in _reasons(
+        lisa
+    )
