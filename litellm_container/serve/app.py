@@ -25,11 +25,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from lisa_domain.auth import Authenticator, JwtVerifier, jwt_verifier_from_env
+from lisa_domain.auth import Authenticator, JwtVerifier, Principal, jwt_verifier_from_env
+from lisa_domain.cost_control import CostControlStore
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
 from lisa_domain.tokens import TokenStore
 from serve._litellm import Router
+from serve.activity import ModelStarting, StartableModels, StartRequester, UsageReporter
 from serve.auth import ServeAuthenticator, serve_management_key
 from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
@@ -60,6 +62,9 @@ class Services:
     auth: ServeAuthenticator
     #: The followed API tokens (``None``: no tokens table, API tokens are refused).
     tokens: TokenFollower | None = None
+    #: Cost control (``serve.activity``): usage reports and start on request (``None``: off).
+    usage: UsageReporter | None = None
+    starter: StartRequester | None = None
 
 
 def router_factory(config: ServeConfig) -> RouterFactory:
@@ -102,17 +107,22 @@ def build_services(
         management_key=serve_management_key(config, secretsmanager),
         jwt_verifier=jwt_verifier,
     )
+    registry = ModelRegistry(config.models_table, dynamodb)
     follower = RegistryFollower(
-        ModelRegistry(config.models_table, dynamodb),
+        registry,
         router_factory(config),
         secrets=SecretCache(secretsmanager),
         poll_seconds=config.registry_poll_seconds,
+        startable=StartableModels(registry),
     )
+    cost_store = CostControlStore(config.models_table, dynamodb)
     return Services(
         config,
         follower,
         ServeAuthenticator(authenticator, tokens=tokens, ttl=config.auth_cache_seconds),
         tokens,
+        UsageReporter(cost_store, flush_seconds=config.usage_flush_seconds),
+        StartRequester(cost_store),
     )
 
 
@@ -122,6 +132,7 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 def create_app(services: Services) -> FastAPI:
     config, follower, auth, tokens = services.config, services.follower, services.auth, services.tokens
+    usage, starter = services.usage, services.starter
 
     def tokens_loaded() -> bool:
         return tokens is None or tokens.loaded
@@ -131,6 +142,8 @@ def create_app(services: Services) -> FastAPI:
         follower.start()
         if tokens is not None:
             tokens.start()
+        if usage is not None:
+            usage.start()
         deadline = time.monotonic() + _STARTUP_WAIT_SECONDS
         while (follower.snapshot is None or not tokens_loaded()) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -144,6 +157,8 @@ def create_app(services: Services) -> FastAPI:
             await follower.stop()
             if tokens is not None:
                 await tokens.stop()
+            if usage is not None:
+                await usage.stop()
 
     app = FastAPI(title="LISA serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.services = services
@@ -241,6 +256,8 @@ def create_app(services: Services) -> FastAPI:
             current = snapshot()
             model_id: str = body.pop("model")
             entry = current.models.get(model_id)
+            if entry is None and starter is not None:
+                await _start_on_request(starter, current, principal, model_id)
             if entry is None or current.router is None or not principal.can_use(entry.allowed_groups):
                 raise model_not_found(model_id)
             if entry.model_type is not _MODEL_TYPES[endpoint]:
@@ -250,6 +267,8 @@ def create_app(services: Services) -> FastAPI:
                     param="model",
                     code="model_type_mismatch",
                 )
+            if usage is not None:
+                usage.used(model_id)
             call = _endpoint_call(current.router, endpoint)
             if body.get("stream"):
                 return await _stream(call, model_id, body)
@@ -275,6 +294,16 @@ def create_app(services: Services) -> FastAPI:
         return await infer(request, Endpoint.EMBEDDINGS)
 
     return app
+
+
+async def _start_on_request(
+    starter: StartRequester, current: Snapshot, principal: Principal, model_id: str
+) -> None:
+    """A stopped ``startOnRequest`` model the caller may use: ask for its start, answer 503."""
+    groups = current.startable.get(model_id)
+    if groups is not None and principal.can_use(list(groups)):
+        await starter.request(model_id)
+        raise ModelStarting(model_id)
 
 
 def _endpoint_call(router: Router, endpoint: Endpoint) -> Callable[..., Any]:

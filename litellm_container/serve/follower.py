@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -66,6 +66,8 @@ class Snapshot:
     incomplete: frozenset[str] = frozenset()
     #: Registry items left out because they are malformed (invalid record or parameters).
     skipped: int = 0
+    #: Models not served that start on request (``serve.activity``): id -> allowed groups.
+    startable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     built_at: float = field(default_factory=time.monotonic)
 
 
@@ -115,8 +117,11 @@ class RegistryFollower:
         *,
         secrets: SecretCache | None,
         poll_seconds: float,
+        startable: Callable[[], Mapping[str, tuple[str, ...]]] | None = None,
     ) -> None:
         self._registry = registry
+        #: Reads the stopped models that start on request (``serve.activity.StartableModels``).
+        self._startable = startable
         self._router_factory = router_factory
         self._secrets = secrets
         self._poll_seconds = poll_seconds
@@ -176,12 +181,13 @@ class RegistryFollower:
             self.last_success = time.monotonic()
             if not self._retry_keys(current):
                 return False
-            served = current.source
+            served, startable = current.source, current.startable
         else:
             # Read the models after the version: a change in between is caught by the next poll.
             served = self._registry.served_models()
+            startable = MappingProxyType(dict(self._startable())) if self._startable is not None else {}
             self.last_success = time.monotonic()
-        snapshot = self.build(version, served, previous=current)
+        snapshot = replace(self.build(version, served, previous=current), startable=startable)
         self.snapshot = snapshot
         self._key_retry_delay = self._next_key_retry = 0.0
         if current is not None and current.router is not None:
