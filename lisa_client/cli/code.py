@@ -43,12 +43,13 @@ def apply_command(handle: IO[str], dry_run: bool, prune: bool, recreate: bool, t
         console.print("no changes")
         return
     refused = result.refused_recreates(recreate)
-    if refused:
-        names = ", ".join(change.model_id for change in refused)
-        fail(f"nothing applied: {names} must be deleted and created again; pass --recreate to do that")
+    refusal = ", ".join(change.model_id for change in refused)
+    refusal = f"{refusal} must be deleted and created again; pass --recreate to do that" if refused else ""
     if dry_run:
-        console.print("dry run: nothing applied")
+        console.print(f"dry run: nothing applied{'; ' + refusal if refusal else ''}", markup=False)
         return
+    if refusal:
+        fail(f"nothing applied: {refusal}")
     with WaitDisplay() as display:
         outcome = planning.execute(state().client(), result, timeout=timeout, on_progress=display.update)
     for done in outcome.applied:

@@ -150,6 +150,8 @@ def test_apply_plan_idempotency_recreate_and_failure(lisa: Lisa, tmp_path: Path)
     refused = lisa("apply", "-f", write(path, {"models": models}))
     assert refused.exit_code == 1 and "--recreate" in refused.stderr
     assert "! recreate cli-apply-b (no route updates modelName)" in refused.stdout
+    dry_recreate = lisa("apply", "-f", str(path), "--dry-run")
+    assert dry_recreate.exit_code == 0 and "pass --recreate" in dry_recreate.stdout
     assert lisa.json("models", "get", "cli-apply-b")["modelName"] == "openai/gpt-4o-mini"
     recreated = lisa("apply", "-f", str(path), "--recreate")
     assert recreated.exit_code == 0, recreated.output
