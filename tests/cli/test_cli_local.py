@@ -257,3 +257,31 @@ def test_schedule_commands_and_a_scheduled_model_in_apply(lisa: Lisa, tmp_path: 
 
     assert lisa.json("schedule", "delete", "cli-sched")["scheduleEnabled"] is False
     assert lisa("models", "delete", "cli-sched", "--wait").exit_code == 0
+
+
+def test_the_python_client_drives_local_mode_and_its_serve_api(lisa: Lisa) -> None:
+    from lisa_client import Conflict, LisaClient
+    from lisa_client.connection import from_local
+    from lisa_domain.schema import CreateModelRequest, ModelStatus
+    from tests.support.waiting import wait_for
+
+    connection = from_local(lisa.local.state_file)
+    with LisaClient(connection.admin_url, connection.token, serve_url=connection.serve_url) as client:
+        client.create_model(CreateModelRequest.model_validate(external("cli-py")))
+        with pytest.raises(Conflict) as duplicate:
+            client.create_model(CreateModelRequest.model_validate(external("cli-py")))
+        assert "already exists" in duplicate.value.message
+        seen: list[str] = []
+        model = client.wait_for(
+            "cli-py",
+            ModelStatus.IN_SERVICE,
+            120,
+            poll=0.2,
+            on_progress=lambda i, m, t: seen.append(str(m.status if m else None)),
+        )
+        assert model.status == ModelStatus.IN_SERVICE and seen[-1] == "InService"
+        serve = client.serve_client()
+        wait_for(lambda: "cli-py" in {m.id for m in serve.models.list()}, 10, "cli-py on the serve API")
+        client.delete_model("cli-py")
+        client.wait_deleted("cli-py", 120, poll=0.2)
+        assert "cli-py" not in {m.modelId for m in client.list_models()}

@@ -189,3 +189,21 @@ def test_serve_client_is_an_openai_client_for_the_serve_url() -> None:
     assert str(serve.base_url).rstrip("/") == "http://serve.test/v2/serve" and serve.api_key == "tok"
     with pytest.raises(ValueError, match="serve_url"):
         LisaClient("http://admin.test", "tok").serve_client()
+
+
+def test_connection_errors_are_retried_only_for_idempotent_calls() -> None:
+    failures = iter([True])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if next(failures, False):
+            raise httpx.ConnectError("connection reset", request=request)
+        return httpx.Response(200, json={"model": record()})
+
+    lisa, seen = client(flaky)
+    assert lisa.get_model("m1").modelId == "m1" and len(seen) == 2
+
+    failures = iter([True])
+    lisa, seen = client(flaky)
+    with pytest.raises(httpx.ConnectError):
+        lisa.stop_model("m1")  # the PUT may have reached the API: never sent twice
+    assert len(seen) == 1
