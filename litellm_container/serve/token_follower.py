@@ -118,6 +118,7 @@ class TokenFollower:
             return False
         changed = current.changed_since(self.version) if self.version is not None and not resync else None
         if changed is None:
+            self._groups = {}  # only the group lists of the tokens loaded now
             principals = {token.token_hash: self._principal(token) for token in self._store.all_tokens()}
             self._loaded_at = time.monotonic()
             logger.info("tokens version %d: %d token(s) loaded", current.version, len(principals))
