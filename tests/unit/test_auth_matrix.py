@@ -88,6 +88,10 @@ BEDROCK_BODY = {
     "modelType": "textgen",
 }
 CHAT_BODY = {"model": "chat-open", "messages": [{"role": "user", "content": "hi"}]}
+SCHEDULE_BODY = {
+    "scheduleType": "RECURRING",
+    "recurringSchedule": {"startTime": "08:00", "stopTime": "18:00"},
+}
 
 # fmt: off
 #: The matrix. Columns:  none  malf  unkT  expT  revT  othJ  expJ  uJWT  uTok  aJWT  aTok  mKey
@@ -101,6 +105,18 @@ MATRIX: list[Row] = [
     Row("admin", "PUT", "/models/{model}", {"modelDescription": "updated"},
                          (401,  401,  401,  401,  401,  401,  401,  403,  403,  200,  200,  200)),
     Row("admin", "DELETE", "/models/{model}", None,
+                         (401,  401,  401,  401,  401,  401,  401,  403,  403,  200,  200,  200)),
+    # LISA's schedule routes: writes for admins (the {model} is a Bedrock model: 409, it cannot have a
+    # schedule, after the admin check), reads for anyone who may see the model.
+    Row("admin", "PUT", "/models/{model}/schedule", SCHEDULE_BODY,
+                         (401,  401,  401,  401,  401,  401,  401,  403,  403,  409,  409,  409)),
+    Row("admin", "POST", "/models/{model}/schedule", SCHEDULE_BODY,
+                         (401,  401,  401,  401,  401,  401,  401,  403,  403,  409,  409,  409)),
+    Row("admin", "GET", "/models/{model}/schedule", None,
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
+    Row("admin", "GET", "/models/{model}/schedule/status", None,
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
+    Row("admin", "DELETE", "/models/{model}/schedule", None,
                          (401,  401,  401,  401,  401,  401,  401,  403,  403,  200,  200,  200)),
     # bob asks for a token of his own; an API token may not mint tokens (403), a JWT may (201).
     Row("admin", "POST", "/api-tokens", {"username": "bob", "groups": ["team-a"], "name": "matrix"},
