@@ -23,8 +23,8 @@ from lisa_client.client import LisaClient, ProgressCallback
 from lisa_client.errors import LisaClientError
 from lisa_client.modelfile import DesiredModel
 from lisa_domain.schema import (
+    DELETABLE_STATES,
     MARKED_FOR_DELETION,
-    UPDATABLE_STATES,
     ContainerConfigUpdate,
     ModelDefinition,
     ModelRecord,
@@ -207,6 +207,15 @@ def _model_change(desired: DesiredModel, current: ModelRecord) -> Change | None:
     )
 
 
+def _busy(record: ModelRecord) -> bool:
+    """In the middle of a workflow: neither updatable nor deletable until it settles."""
+    return record.status not in DELETABLE_STATES
+
+
+def _busy_message(record: ModelRecord) -> str:
+    return f"{record.modelId} is {record.status.value}: wait until its workflow settles, then apply again"
+
+
 def plan(desired: list[DesiredModel], current: list[ModelRecord], *, prune: bool) -> Plan:
     """What to do so that the registry matches ``desired`` (pure: no calls)."""
     existing = {record.modelId: record for record in current}
@@ -222,10 +231,8 @@ def plan(desired: list[DesiredModel], current: list[ModelRecord], *, prune: bool
             ]
             result.changes.append(Change(Action.CREATE, model.model_id, diffs, model))
             continue
-        if record.status not in UPDATABLE_STATES and record.status != ModelStatus.FAILED:
-            result.blockers.append(
-                f"{model.model_id} is {record.status.value}: wait until its workflow settles, then apply again"
-            )
+        if _busy(record):
+            result.blockers.append(_busy_message(record))
             continue
         change = _model_change(model, record)
         if change is not None:
@@ -239,7 +246,9 @@ def plan(desired: list[DesiredModel], current: list[ModelRecord], *, prune: bool
     for model_id, record in sorted(existing.items()):
         if model_id in listed:
             continue
-        if prune:
+        if prune and _busy(record):
+            result.blockers.append(_busy_message(record))
+        elif prune:
             result.changes.append(Change(Action.DELETE, model_id, current=record))
         else:
             result.kept.append(model_id)

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lisa_client.modelfile import entry_of
+from lisa_client.modelfile import entry_of, problems
 from lisa_domain.schema import HOSTING_FIELDS, CreateModelRequest, HostingType, ModelRecord, ModelStatus
 
 #: Values LISA stored as a Bedrock model's key placeholder (not a secret; dropped).
@@ -95,11 +95,7 @@ def convert(item: dict[str, Any], notes: list[str]) -> dict[str, Any] | None:
     try:
         request = _drop_unsupported(body, model_id, notes)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, d['loc']))}: {str(d['msg']).removeprefix('Value error, ')}"
-            for d in error.errors()
-        )
-        notes.append(f"{model_id}: skipped: {problems}")
+        notes.append(f"{model_id}: skipped: {problems(error)}")
         return None
     record = ModelRecord.model_validate(
         request.definition().model_dump()

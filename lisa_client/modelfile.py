@@ -89,13 +89,13 @@ class DesiredModel:
         return self.request.definition()
 
 
-def _location(index: int, error: ValidationError) -> str:
-    problems = []
+def problems(error: ValidationError, prefix: str = "") -> str:
+    """Every problem of a validation error as ``<prefix>.<field>: <message>``, joined by "; "."""
+    found = []
     for detail in error.errors():
-        where = ".".join(str(part) for part in detail["loc"])
-        message = str(detail["msg"]).removeprefix("Value error, ")
-        problems.append(f"models[{index}]{'.' + where if where else ''}: {message}")
-    return "; ".join(problems)
+        where = ".".join(str(part) for part in (prefix, *detail["loc"]) if part != "")
+        found.append(f"{where or 'value'}: {str(detail['msg']).removeprefix('Value error, ')}")
+    return "; ".join(found)
 
 
 def parse_entry(entry: Any, index: int = 0) -> DesiredModel:
@@ -116,11 +116,11 @@ def parse_entry(entry: Any, index: int = 0) -> DesiredModel:
         try:
             reference = KeyReference.model_validate(key)
         except ValidationError as error:
-            raise ModelFileError(_location(index, error).replace("]:", "].apiKey:", 1)) from error
+            raise ModelFileError(problems(error, f"models[{index}].apiKey")) from error
     try:
         request = CreateModelRequest.model_validate(body)
     except ValidationError as error:
-        raise ModelFileError(_location(index, error)) from error
+        raise ModelFileError(problems(error, f"models[{index}]")) from error
     return DesiredModel(request, reference, enabled, frozenset(body))
 
 

@@ -20,7 +20,7 @@ from lisa_client.errors import ApiError, LisaClientError, WaitTimeout, WorkflowF
 from lisa_client.modelfile import ModelFileError
 from lisa_client.output import OutputFormat, WaitDisplay, stderr
 from lisa_client.signin import SignInFailed
-from lisa_domain.schema import ModelStatus
+from lisa_domain.schema import ModelRecord, ModelStatus, ModelSummary
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -96,10 +96,13 @@ def wait_options(function: F) -> F:
     return click.option("--wait", is_flag=True, help="show progress until the model settles")(function)
 
 
-def wait_until(client: LisaClient, model_id: str, status: ModelStatus | None, timeout: float) -> None:
-    """Follow the workflow with a live progress line; None waits for the model to be deleted."""
+def wait_until(
+    client: LisaClient, model_id: str, status: ModelStatus | None, timeout: float
+) -> ModelRecord | ModelSummary | None:
+    """Follow the workflow with a live progress line until the model is in ``status`` (returned),
+    or, with None, until it is deleted."""
     with WaitDisplay() as display:
         if status is None:
             client.wait_deleted(model_id, timeout, on_progress=display.update)
-        else:
-            client.wait_for(model_id, status, timeout, on_progress=display.update)
+            return None
+        return client.wait_for(model_id, status, timeout, on_progress=display.update)

@@ -9,14 +9,18 @@ import yaml
 from pydantic import ValidationError
 
 from lisa_client.cli.common import output_option, report_errors, state, wait_options, wait_until
-from lisa_client.modelfile import ModelFileError, parse_entry
+from lisa_client.modelfile import ModelFileError, parse_entry, problems
 from lisa_client.output import OutputFormat, emit
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelSummary, UpdateModelRequest
 
 COLUMNS = ("modelId", "modelName", "modelType", "status", "enabled", "statusReason")
 
 
-def _show(model: ModelRecord | ModelSummary, output: str) -> None:
+def _show(model: ModelRecord | ModelSummary | None, output: str) -> None:
+    """The model; None (a wait that ended with the model deleted) prints nothing on stdout."""
+    if model is None:
+        click.echo("deleted", err=True)
+        return
     emit(model.model_dump(mode="json"), OutputFormat(output), COLUMNS)
 
 
@@ -66,10 +70,9 @@ def create(handle: IO[str], wait: bool, timeout: float, output: str) -> None:
     if desired.api_key is not None:
         request = request.model_copy(update={"apiKey": desired.api_key.resolve()})
     client = state().client()
-    model = client.create_model(request)
+    model: ModelRecord | ModelSummary | None = client.create_model(request)
     if wait:
-        wait_until(client, model.modelId, ModelStatus.IN_SERVICE, timeout)
-        model = client.get_model(model.modelId)  # type: ignore[assignment]
+        model = wait_until(client, request.modelId, ModelStatus.IN_SERVICE, timeout)
     _show(model, output)
 
 
@@ -84,38 +87,28 @@ def update(model_id: str, handle: IO[str], wait: bool, timeout: float, output: s
     try:
         request = UpdateModelRequest.model_validate(read_mapping(handle))
     except ValidationError as error:
-        detail = error.errors()[0]
-        where = ".".join(map(str, detail["loc"]))
-        raise ModelFileError(
-            f"{where or 'body'}: {str(detail['msg']).removeprefix('Value error, ')}"
-        ) from error
+        raise ModelFileError(problems(error, "body")) from error
     client = state().client()
     before = client.get_model(model_id).status
-    model = client.update_model(model_id, request)
+    model: ModelRecord | ModelSummary | None = client.update_model(model_id, request)
     if wait:
         target = before
         if request.enabled is not None:
             target = ModelStatus.IN_SERVICE if request.enabled else ModelStatus.STOPPED
-        wait_until(client, model_id, target, timeout)
-        model = client.get_model(model_id)  # type: ignore[assignment]
+        model = wait_until(client, model_id, target, timeout)
     _show(model, output)
 
 
 def _lifecycle(model_id: str, wait: bool, timeout: float, output: str, action: str) -> None:
     client = state().client()
+    target: ModelStatus | None
     if action == "start":
         model, target = client.start_model(model_id), ModelStatus.IN_SERVICE
     elif action == "stop":
         model, target = client.stop_model(model_id), ModelStatus.STOPPED
     else:
         model, target = client.delete_model(model_id), None
-    if wait:
-        wait_until(client, model_id, target, timeout)
-        if target is None:
-            click.echo(f"{model_id} deleted", err=True)
-            return
-        model = client.get_model(model_id)  # type: ignore[assignment]
-    _show(model, output)
+    _show(wait_until(client, model_id, target, timeout) if wait else model, output)
 
 
 @models.command()

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from lisa_client.cli.common import output_option, report_errors, state
 from lisa_client.cli.models import read_mapping
-from lisa_client.modelfile import ModelFileError
+from lisa_client.modelfile import ModelFileError, problems
 from lisa_client.output import OutputFormat, emit
 from lisa_domain.schedule import SchedulingConfig
 
@@ -61,11 +61,7 @@ def set_schedule(model_id: str, handle: IO[str], output: str) -> None:
     try:
         config = _SCHEDULE.validate_python(read_mapping(handle))
     except ValidationError as error:
-        detail = error.errors()[0]
-        where = ".".join(str(part) for part in detail["loc"])
-        raise ModelFileError(
-            f"{where or 'schedule'}: {str(detail['msg']).removeprefix('Value error, ')}"
-        ) from error
+        raise ModelFileError(problems(error)) from error
     answer = state().client().set_schedule(model_id, config)
     emit(answer.model_dump(mode="json"), OutputFormat(output), ("modelId", "scheduleEnabled", "message"))
 

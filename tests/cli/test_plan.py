@@ -98,7 +98,12 @@ def test_enabled_is_compared_only_when_given_and_unlisted_models_need_prune() ->
 
 def test_models_mid_workflow_block_and_failed_ones_are_noted_or_recreated() -> None:
     busy = planning.plan([desired(EXTERNAL)], [current(EXTERNAL, status="Updating")], prune=False)
-    assert busy.blockers and busy.empty
+    assert busy.blockers == ["ext is Updating: wait until its workflow settles, then apply again"]
+    assert busy.empty
+    unlisted = current(EXTERNAL | {"modelId": "other"}, status="Creating")
+    assert planning.plan([], [unlisted], prune=True).blockers == [
+        "other is Creating: wait until its workflow settles, then apply again"
+    ]
     failed = current(EXTERNAL, status="Failed", statusReason="boom")
     noted = planning.plan([desired(EXTERNAL)], [failed], prune=False)
     assert noted.empty and "ext is Failed (boom)" in noted.notices[0]
