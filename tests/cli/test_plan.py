@@ -260,3 +260,18 @@ def test_schedule_changes_go_through_the_schedule_routes() -> None:
     fake = FakeClient()
     assert run(planning.plan([desired(HOSTED)], [have], prune=False), fake).ok
     assert fake.calls == [("delete-schedule", "e5")]
+
+
+def test_a_secrets_manager_reference_is_read_when_the_model_is_created(aws: None) -> None:
+    import boto3
+
+    arn = boto3.client("secretsmanager").create_secret(Name="providers/openai", SecretString="sk-from-sm")[
+        "ARN"
+    ]
+    fake = FakeClient()
+    models = [desired(EXTERNAL | {"apiKey": {"fromSecretsManager": arn}})]
+    assert run(planning.plan(models, [], prune=False), fake).ok
+    assert fake.last_key == "sk-from-sm"
+    missing = [desired(EXTERNAL | {"apiKey": {"fromSecretsManager": "providers/none"}})]
+    with pytest.raises(ModelFileError, match="secret providers/none could not be read"):
+        run(planning.plan(missing, [], prune=False), FakeClient())
