@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 import httpx
@@ -45,10 +45,12 @@ class State:
 
 
 def state() -> State:
-    return click.get_current_context().find_object(State)  # type: ignore[return-value]
+    found = click.get_current_context().find_object(State)
+    assert found is not None, "lisa's main group sets the State"
+    return found
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> None:
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     stderr().print(f"error: {message}", markup=False, highlight=False)
     raise SystemExit(code)
 
@@ -74,7 +76,7 @@ def report_errors(function: F) -> F:
         except httpx.HTTPError as error:
             fail(f"could not reach the API: {error}")
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def output_option(function: F) -> F:

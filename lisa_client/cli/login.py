@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lisa_client import credentials
-from lisa_client.cli.common import fail, report_errors
+from lisa_client.cli.common import EXIT_USAGE, fail, report_errors
 from lisa_client.output import stderr
 from lisa_client.signin import DevicePrompt, device_sign_in
 
@@ -23,8 +23,7 @@ def _show(prompt: DevicePrompt) -> None:
 def login(admin_url: str | None, issuer: str, client_id: str) -> None:
     """Sign in with your identity provider (device code); later commands use the cached token."""
     if not admin_url:
-        fail("pass --admin-url or set LISA_ADMIN_URL", 2)
-        return
+        fail("pass --admin-url or set LISA_ADMIN_URL", EXIT_USAGE)
     signed_in = device_sign_in(issuer, client_id, _show)
     path = credentials.store(admin_url, signed_in.token, signed_in.expires_at, issuer)
     stderr().print(f"signed in; token cached in {path}", markup=False, highlight=False)
