@@ -49,7 +49,7 @@ def _set(model_id: str, body: Any) -> Response[dict[str, Any]]:
 
 _SET_RESPONSES = {
     **ok_docs("The schedule is set", UpdateScheduleResponse),
-    **error_docs(401, 403, 404, 409, 422, 503),
+    **error_docs(400, 401, 403, 404, 409, 422, 503),
 }
 ScheduleBody = Annotated[SchedulingConfig, Body(description="LISA's SchedulingConfig")]
 
