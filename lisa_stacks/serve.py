@@ -17,6 +17,7 @@ from lisa_stacks.config import REPO_ROOT, DeploymentConfig
 from lisa_stacks.data import Data
 from lisa_stacks.nag import acknowledge, acknowledge_wildcards, nag_arn
 from lisa_stacks.network import Network
+from lisa_stacks.scheduler import grant_serve_cost_control
 
 CONTAINER_PORT = 8080
 ALB_IDLE_TIMEOUT_SECONDS = 600
@@ -280,6 +281,7 @@ class Serve(Construct):
         data.grant_models(role, write=False)
         data.grant_tokens(role, write=False)
         data.grant_management_key_read(role)
+        grant_serve_cost_control(role, data)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"],

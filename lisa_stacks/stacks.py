@@ -16,6 +16,7 @@ from lisa_stacks.data import Data
 from lisa_stacks.lambda_code import LisaFunction, lambda_code
 from lisa_stacks.nag import acknowledge_wildcards, nag_arn
 from lisa_stacks.network import Network
+from lisa_stacks.scheduler import CostControl
 from lisa_stacks.serve import Serve
 from lisa_stacks.workflows import Workflows
 
@@ -113,6 +114,14 @@ class CoreStack(cdk.Stack):
                     "created at run time; scoped to this deployment's model secret name prefix."
                 ),
             },
+        )
+        self.cost_control = CostControl(
+            self,
+            "CostControl",
+            config=config,
+            code=code,
+            data=self.data,
+            update_workflow=machines["update_model"],
         )
         self.admin_api = AdminApi(
             self,

@@ -134,6 +134,7 @@ class LocalSystem:
         self._start_emulator()
         self._create_resources()
         self._start_admin_api()
+        self._start_cost_control()
         self._start_serve()
         self._create_admin_token()
         self.say(f"local mode: up in {time.monotonic() - started:.1f} s")
@@ -251,8 +252,17 @@ class LocalSystem:
         self.admin_url = server.url
         self.say(f"local mode: admin API on {self.admin_url}")
 
+    def _start_cost_control(self) -> None:
+        from local_mode.cost_control import EvaluatorLoop, scheduler_seconds
+
+        loop = EvaluatorLoop(scheduler_seconds())
+        loop.start()
+        self._cleanups.append(loop.stop)
+        self.say(f"local mode: cost-control evaluator every {loop.interval:g} s (local_mode/cost_control.py)")
+
     def _serve_env(self, port: int) -> dict[str, str]:
         from lisa_contracts.settings import ServeSettings
+        from local_mode.cost_control import serve_settings
 
         serve = ServeSettings.build(
             models_table=self._models_table,
@@ -262,6 +272,7 @@ class LocalSystem:
             graceful_shutdown_seconds=3,
             litellm_local_model_cost_map=True,
             workers=1,  # one serve process on a developer machine (deployments: one per task vCPU)
+            **serve_settings(),
         )
         env = dict(os.environ) | serve.to_env()
         env.update(

@@ -50,6 +50,7 @@ tracer = build_tracer()
 ROUTE_MODULES = (
     "admin_api.routes.models",
     "admin_api.routes.model_metadata",
+    "admin_api.routes.schedule",
     "admin_api.routes.tokens",
     "admin_api.routes.docs",
 )

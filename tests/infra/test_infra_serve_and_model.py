@@ -58,6 +58,8 @@ def test_serve_task_role_is_narrow(serve: Template) -> None:
             continue
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             value = statement["Action"]
+            if value == "dynamodb:UpdateItem" and "dynamodb:Attributes" in str(statement.get("Condition")):
+                continue  # cost control's two attributes only: tests/infra/test_cost_control_stack.py
             actions.update([value] if isinstance(value, str) else value)
     assert actions
     assert {a.split(":")[0] for a in actions} <= {"dynamodb", "secretsmanager", "bedrock", "kms"}
