@@ -185,3 +185,24 @@ def test_workflow_step_names_match_the_definitions_and_the_task_lambda() -> None
         assert steps == set(WORKFLOW_STEPS[workflow]), workflow
         json.loads(text)
     assert set(STEPS) == {step for steps in WORKFLOW_STEPS.values() for step in steps}
+
+
+# ---- item 6: libraries instead of hand-written code ----------------------------------------------
+class _CountingSecrets:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def get_secret_value(self, **kwargs: str) -> dict[str, str]:
+        self.calls += 1
+        return {"SecretString": f"key-{self.calls}", "ARN": kwargs["SecretId"]}
+
+
+def test_provider_keys_are_cached_by_powertools_for_the_ttl() -> None:
+    from serve.follower import SecretCache
+
+    client = _CountingSecrets()
+    cache = SecretCache(client, ttl=300)
+    assert cache.get("arn:1") == cache.get("arn:1") == "key-1"
+    assert (cache.get("arn:2"), client.calls) == ("key-2", 2)
+    uncached = SecretCache(_CountingSecrets(), ttl=0)
+    assert (uncached.get("arn:1"), uncached.get("arn:1")) == ("key-1", "key-2")
