@@ -285,6 +285,26 @@ def render(result: Plan) -> list[str]:
     return lines
 
 
+def plan_data(result: Plan) -> dict[str, Any]:
+    """The plan as plain data (``lisa apply -o json|yaml``)."""
+    return {
+        "changes": [
+            {
+                "action": change.action.value,
+                "modelId": change.model_id,
+                "reasons": change.reasons,
+                "fields": [
+                    {"path": diff.path, "before": diff.before, "after": diff.after} for diff in change.diffs
+                ],
+            }
+            for change in result.changes
+        ],
+        "kept": result.kept,
+        "notices": result.notices,
+        "blockers": result.blockers,
+    }
+
+
 # ---- execution ----------------------------------------------------------------------------------
 @dataclass
 class ApplyResult:

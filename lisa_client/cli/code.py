@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import IO
+from typing import IO, Any
 
 import click
 
 from lisa_client import apply as planning
-from lisa_client.cli.common import EXIT_FAILED, fail, report_errors, state
+from lisa_client.cli.common import fail, output_option, report_errors, state
 from lisa_client.lisa_import import convert_items, scan_table
 from lisa_client.modelfile import dump, entry_of, parse
-from lisa_client.output import WaitDisplay, stderr, stdout
+from lisa_client.output import OutputFormat, WaitDisplay, emit, stderr, stdout
 from lisa_domain.schema import ModelRecord
 
 
@@ -29,36 +29,58 @@ def _records() -> list[ModelRecord]:
 @click.option("--prune", is_flag=True, help="delete models that are not in the file")
 @click.option("--recreate", is_flag=True, help="allow delete-and-create for changes no route can make")
 @click.option("--timeout", type=float, default=1800.0, show_default=True, help="seconds per change")
+@output_option
 @report_errors
-def apply_command(handle: IO[str], dry_run: bool, prune: bool, recreate: bool, timeout: float) -> None:
-    """Make the registry match the file: print the plan, then apply it change by change."""
+def apply_command(
+    handle: IO[str], dry_run: bool, prune: bool, recreate: bool, timeout: float, output: str
+) -> None:
+    """Make the registry match the file: print the plan, then apply it change by change.
+
+    ``-o json|yaml`` prints the plan and the outcome as one document instead of the diff lines."""
     desired = parse(handle.read(), handle.name)
     result = planning.plan(desired, _records(), prune=prune)
+    fmt = OutputFormat(output)
+    report = planning.plan_data(result)
     console = stdout()
-    for line in planning.render(result):
-        console.print(line, markup=False, highlight=False)
+    if fmt == OutputFormat.TABLE:
+        for line in planning.render(result):
+            console.print(line, markup=False, highlight=False)
+
+    def finish(message: str, *, error: bool = False, outcome: dict[str, Any] | None = None) -> None:
+        """The closing message (stderr and exit 1 with ``error``); with -o json|yaml, the report."""
+        if fmt != OutputFormat.TABLE:
+            emit(report | (outcome or {}) | {"message": message}, fmt)
+        if error:
+            fail(message)
+        if fmt == OutputFormat.TABLE:
+            console.print(message, markup=False, highlight=False)
+
     if result.blockers:
-        fail("nothing applied: a model is in the middle of a workflow")
+        finish("nothing applied: a model is in the middle of a workflow", error=True)
     if result.empty:
-        console.print("no changes")
+        finish("no changes")
         return
-    refused = result.refused_recreates(recreate)
-    refusal = ", ".join(change.model_id for change in refused)
-    refusal = f"{refusal} must be deleted and created again; pass --recreate to do that" if refused else ""
+    refused = ", ".join(change.model_id for change in result.refused_recreates(recreate))
+    refusal = f"{refused} must be deleted and created again; pass --recreate to do that" if refused else ""
     if dry_run:
-        console.print(f"dry run: nothing applied{'; ' + refusal if refusal else ''}", markup=False)
+        finish(f"dry run: nothing applied{'; ' + refusal if refusal else ''}")
         return
     if refusal:
-        fail(f"nothing applied: {refusal}")
+        finish(f"nothing applied: {refusal}", error=True)
     with WaitDisplay() as display:
         outcome = planning.execute(state().client(), result, timeout=timeout, on_progress=display.update)
-    for done in outcome.applied:
-        console.print(f"applied: {done}", markup=False)
-    if not outcome.ok:
-        console.print(f"failed: {outcome.failed}: {outcome.error}", markup=False)
-        for rest in outcome.not_applied:
-            console.print(f"not applied: {rest}", markup=False)
-        raise SystemExit(EXIT_FAILED)
+    if fmt == OutputFormat.TABLE:
+        for done in outcome.applied:
+            console.print(f"applied: {done}", markup=False)
+        if not outcome.ok:
+            console.print(f"failed: {outcome.failed}: {outcome.error}", markup=False)
+            for rest in outcome.not_applied:
+                console.print(f"not applied: {rest}", markup=False)
+    summary = {"applied": outcome.applied, "failed": outcome.failed, "notApplied": outcome.not_applied}
+    if outcome.ok:
+        finish(f"applied {len(outcome.applied)} changes", outcome=summary)
+    else:
+        finish(f"stopped at {outcome.failed}: {outcome.error}", error=True, outcome=summary)
 
 
 @click.command("export")

@@ -136,12 +136,25 @@ def test_apply_plan_idempotency_recreate_and_failure(lisa: Lisa, tmp_path: Path)
 
     again = lisa("apply", "-f", str(path))
     assert again.exit_code == 0 and "no changes" in again.stdout
+    assert lisa.json("apply", "-f", str(path)) == {
+        "changes": [],
+        "kept": [],
+        "notices": [],
+        "blockers": [],
+        "message": "no changes",
+    } | {"kept": sorted(model_ids(lisa) - {"cli-apply-a", "cli-apply-b"})}
     assert {m["modelId"]: m["updatedAt"] for m in lisa.json("models", "list")} == stamps
 
     models[0]["modelDescription"] = "new description"
     dry = lisa("apply", "-f", write(path, {"models": models}), "--dry-run")
     assert dry.exit_code == 0
     assert "~ update cli-apply-a" in dry.stdout and '"cli test" -> "new description"' in dry.stdout
+    planned = lisa.json("apply", "-f", str(path), "--dry-run")
+    assert [(c["action"], c["modelId"]) for c in planned["changes"]] == [("update", "cli-apply-a")]
+    assert planned["changes"][0]["fields"] == [
+        {"path": "modelDescription", "before": "cli test", "after": "new description"}
+    ]
+    assert planned["message"] == "dry run: nothing applied"
     assert lisa.json("models", "get", "cli-apply-a")["modelDescription"] == "cli test"
     assert lisa("apply", "-f", str(path)).exit_code == 0
     assert lisa.json("models", "get", "cli-apply-a")["modelDescription"] == "new description"
@@ -164,7 +177,7 @@ def test_apply_plan_idempotency_recreate_and_failure(lisa: Lisa, tmp_path: Path)
         external("cli-apply-d"),
     ]
     stopped = lisa("apply", "-f", write(path, {"models": failing}))
-    assert stopped.exit_code == 1
+    assert stopped.exit_code == 1 and "error: stopped at create cli-apply-image" in stopped.stderr
     assert "applied: create cli-apply-c" in stopped.stdout
     assert "failed: create cli-apply-image" in stopped.stdout and "imagegen" in stopped.stdout
     assert "not applied: create cli-apply-d" in stopped.stdout
