@@ -16,6 +16,8 @@ from typing import Any
 
 import boto3
 
+from lisa_contracts.names import USAGE_TABLE_PARTITION_KEY, USAGE_TABLE_SORT_KEY
+
 #: The ASL files the CDK app deploys (``${StepFunctionArn}`` = the workflow-steps function).
 DEFINITIONS_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "workflow_steps" / "definitions"
 DEFINITION_FILES = {
@@ -33,6 +35,7 @@ class LocalResources:
     tokens_table: str
     management_key_secret_arn: str
     management_key: str
+    usage_table: str = ""
 
 
 def create_models_table(dynamodb: Any, name: str) -> None:
@@ -69,17 +72,35 @@ def create_tokens_table(dynamodb: Any, name: str) -> None:
     )
 
 
+def create_usage_table(dynamodb: Any, name: str) -> None:
+    """The usage table (``lisa_domain.usage``): ``pk`` + ``sk``, as ``lisa_stacks/usage.py`` builds it."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": USAGE_TABLE_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": USAGE_TABLE_SORT_KEY, "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": USAGE_TABLE_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": USAGE_TABLE_SORT_KEY, "KeyType": "RANGE"},
+        ],
+    )
+
+
 def create_resources(prefix: str = "lisa-local", **client_kwargs: Any) -> LocalResources:
     """Create the tables and the management key; ``client_kwargs`` point boto3 at the emulator."""
     dynamodb = boto3.client("dynamodb", **client_kwargs)
     models_table, tokens_table = f"{prefix}-models", f"{prefix}-tokens"
     create_models_table(dynamodb, models_table)
     create_tokens_table(dynamodb, tokens_table)
+    usage_table = f"{prefix}-usage"
+    create_usage_table(dynamodb, usage_table)
     management_key = secrets.token_urlsafe(32)
     secret = boto3.client("secretsmanager", **client_kwargs).create_secret(
         Name=f"{prefix}/management-key", SecretString=management_key
     )
-    return LocalResources(models_table, tokens_table, secret["ARN"], management_key)
+    return LocalResources(models_table, tokens_table, secret["ARN"], management_key, usage_table)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ TOKENS_BY_TOKEN_ID = "byTokenId"
 TOKENS_BY_USERNAME = "byUsername"
 #: Global secondary index -> its partition key.
 TOKEN_INDEXES: dict[str, str] = {TOKENS_BY_TOKEN_ID: "tokenId", TOKENS_BY_USERNAME: "username"}
+#: The usage table (``lisa_domain.usage``): metered aggregates, flush markers, limit and budget counters.
+USAGE_TABLE_PARTITION_KEY = "pk"
+USAGE_TABLE_SORT_KEY = "sk"
+USAGE_TABLE_EXPIRY_ATTRIBUTE = "expiresAt"
 
 # ---- metrics --------------------------------------------------------------------------------------
 METRICS_NAMESPACE = "LISA"

@@ -205,6 +205,12 @@ class AdminApiSettings(LambdaSettings, WorkflowPollSettings, ModelSecretSettings
     model_url_allow_http: bool = _env(
         "MODEL_URL_ALLOW_HTTP", "an external model's `modelUrl` may use http (else https only)", default=False
     )
+    usage_table: str = _env("USAGE_TABLE_NAME", "usage table (`GET /usage`)", default="")
+    usage_limits: str = _env(
+        "LISA_USAGE_LIMITS",
+        "rate limits and monthly token budgets, JSON (a token's `rateLimit` may not exceed its owner's)",
+        default="",
+    )
     model_url_allowed_cidrs: str = _env(
         "MODEL_URL_ALLOWED_CIDRS",
         "comma-separated CIDRs a `modelUrl` host may resolve into although not public "
@@ -328,6 +334,24 @@ class ServeSettings(ModelsTableSettings, IdentitySettings):
         default=60.0,
         gt=0,
         le=60,
+    )
+    usage_table: str | None = _optional(
+        "USAGE_TABLE_NAME", "usage table: metering, rate-limit leases, budgets (unset: no metering)"
+    )
+    metering_flush_seconds: float = _env(
+        "LISA_SERVE_METERING_FLUSH_SECONDS",
+        "how often a replica writes its usage aggregates (a crash loses at most this window)",
+        default=10.0,
+        gt=0,
+        le=10,
+    )
+    metrics: bool = _env(
+        "LISA_SERVE_METRICS", "print per-model CloudWatch EMF metrics on stdout at each flush", default=False
+    )
+    usage_limits: str = _env(
+        "LISA_USAGE_LIMITS",
+        "rate limits and monthly token budgets, JSON (`lisa_domain.limits`; empty: none)",
+        default="",
     )
     auth_cache_seconds: float = _env(
         "LISA_SERVE_AUTH_CACHE_SECONDS",
