@@ -39,7 +39,9 @@ async def _until(
     client: httpx.AsyncClient, url: str, expected: int, started: float, headers: dict[str, str] | None = None
 ) -> float:
     while True:
-        response = await client.get(f"{url}/v2/serve/models/{MODEL}", headers=headers)
+        # With a token of its own (token changes): the model list, whatever the model's state.
+        path = "/v2/serve/models" if headers else f"/v2/serve/models/{MODEL}"
+        response = await client.get(url + path, headers=headers)
         if response.status_code == expected:
             return time.monotonic() - started
         if time.monotonic() - started > LIMIT:
