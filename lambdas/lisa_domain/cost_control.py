@@ -125,6 +125,12 @@ class CostControlStore:
         )
 
     def save_schedule_state(self, model_id: str, state: ScheduleState) -> bool:
-        return self._update(
-            model_id, f"SET {SCHEDULE_STATE} = :state", "attribute_exists(modelId)", {":state": state.json()}
-        )
+        """Write the evaluator's state for the schedule revision it read (``state.updatedAt``); False
+        when the schedule was replaced or removed meanwhile (its fresh state stays)."""
+        values: dict[str, Any] = {":state": state.json()}
+        if state.updatedAt is None:
+            condition = f"attribute_exists(modelId) AND attribute_not_exists({SCHEDULE_STATE}.updatedAt)"
+        else:
+            condition = f"{SCHEDULE_STATE}.updatedAt = :revision"
+            values[":revision"] = state.updatedAt
+        return self._update(model_id, f"SET {SCHEDULE_STATE} = :state", condition, values)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lisa_domain.cost_control import CostControlStore, ScheduleState
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelStatus
 from local_mode.resources import LocalResources
@@ -164,3 +165,18 @@ def test_delete_removes_the_schedule_and_leaves_the_model_as_it_is(
         "scheduling": {},
         "nextScheduledAction": None,
     }
+
+
+def test_the_evaluator_never_overwrites_the_state_of_a_schedule_replaced_meanwhile(
+    resources: LocalResources, workflows: Workflows
+) -> None:
+    _seed_vllm(resources)
+    store = CostControlStore(resources.models_table)
+    assert store.save_schedule_state(MODEL, ScheduleState(handledAt=1))  # a create-time schedule
+    assert call("PUT", f"/models/{MODEL}/schedule", body=SCHEDULE)[0] == 200
+    fresh = _item(resources)["scheduleState"]
+    assert "handledAt" not in fresh and fresh["updatedAt"]
+    assert not store.save_schedule_state(MODEL, ScheduleState(handledAt=2))  # read before the PUT
+    assert _item(resources)["scheduleState"] == fresh
+    assert store.save_schedule_state(MODEL, ScheduleState(updatedAt=fresh["updatedAt"], handledAt=3))
+    assert _item(resources)["scheduleState"]["handledAt"] == 3
