@@ -21,6 +21,8 @@ ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models/{modelId}/schedule/status", ("GET",)),
     ("api-tokens", ("GET", "POST")),
     ("api-tokens/{tokenId}", ("GET", "DELETE")),
+    ("usage", ("GET",)),
+    ("usage/me", ("GET",)),
     ("docs", ("GET",)),
 )
 

@@ -40,6 +40,8 @@ ADMIN_ROUTES: tuple[str, ...] = (
     "/models/{modelId}/schedule/status",
     "/api-tokens",
     "/api-tokens/{tokenId}",
+    "/usage",
+    "/usage/me",
     "/docs",
 )
 

@@ -52,6 +52,7 @@ ROUTE_MODULES = (
     "admin_api.routes.model_metadata",
     "admin_api.routes.schedule",
     "admin_api.routes.tokens",
+    "admin_api.routes.usage",
     "admin_api.routes.docs",
 )
 

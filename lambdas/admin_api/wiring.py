@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from admin_api.models import ModelService
     from admin_api.tokens import TokenService, TokenSettings
+    from lisa_domain.usage import UsageStore
 
 _service: ModelService | None = None
 _token_service: TokenService | None = None
 _token_settings: TokenSettings | None = None
+_usage_store: UsageStore | None = None
 
 
 def service() -> ModelService:
@@ -69,12 +71,27 @@ def token_service() -> TokenService:
     return _token_service
 
 
+def usage_store() -> UsageStore:
+    """The usage table (``GET /usage``); ``ValidationFailed`` when the deployment has none."""
+    global _usage_store
+    if _usage_store is None:
+        from lisa_domain.errors import ValidationFailed
+        from lisa_domain.settings import settings
+        from lisa_domain.usage import UsageStore
+
+        if not settings().usage_table:
+            raise ValidationFailed("usage is not metered in this deployment (no usage table)")
+        _usage_store = UsageStore(settings().usage_table)
+    return _usage_store
+
+
 def reset() -> None:
     """Forget the services (and the cached settings) so the next request rebuilds them."""
     from lisa_domain.settings import settings
 
-    global _service, _token_service, _token_settings
+    global _service, _token_service, _token_settings, _usage_store
     _service = None
+    _usage_store = None
     _token_service = None
     _token_settings = None
     settings.cache_clear()

@@ -72,6 +72,8 @@ ADMIN_ROUTES: dict[str, tuple[str, ...]] = {
     "/models/{modelId}/schedule/status": ("GET",),
     "/api-tokens": ("GET", "POST"),
     "/api-tokens/{tokenId}": ("GET", "DELETE"),
+    "/usage": ("GET",),
+    "/usage/me": ("GET",),
 }
 TOKENS_RESOURCE = "/api-tokens"
 TOKEN_RESOURCE = "/api-tokens/{tokenId}"
