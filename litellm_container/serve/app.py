@@ -27,9 +27,11 @@ from starlette.responses import Response, StreamingResponse
 
 from lisa_domain.auth import Authenticator, JwtVerifier, Principal, jwt_verifier_from_env
 from lisa_domain.cost_control import CostControlStore
+from lisa_domain.limits import UsageLimits
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
 from lisa_domain.tokens import TokenStore
+from lisa_domain.usage import UsageStore
 from serve._litellm import Router
 from serve.activity import ModelStarting, StartableModels, StartRequester, UsageReporter
 from serve.auth import ServeAuthenticator, serve_management_key
@@ -37,7 +39,9 @@ from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
 from serve.errors import ServeError, backend_error, bad_request, model_not_found
 from serve.follower import RegistryFollower, RouterFactory, SecretCache, Snapshot
+from serve.limits import BudgetGuard, RateLimiter, UsageGate
 from serve.lisa_routes import add_lisa_routes
+from serve.metering import Meter, Metered, MetricsPrinter
 from serve.openapi import HEALTH, READY, inference_route, models_route
 from serve.token_follower import TokenFollower
 
@@ -65,6 +69,10 @@ class Services:
     #: Cost control (``serve.activity``): usage reports and start on request (``None``: off).
     usage: UsageReporter | None = None
     starter: StartRequester | None = None
+    #: Usage metering and limits (``serve.metering``, ``serve.limits``; ``None``: no usage table,
+    #: or no limits configured).
+    meter: Meter | None = None
+    gate: UsageGate | None = None
 
 
 def router_factory(config: ServeConfig) -> RouterFactory:
@@ -116,6 +124,7 @@ def build_services(
         startable=StartableModels(registry),
     )
     cost_store = CostControlStore(config.models_table, dynamodb)
+    meter, gate = _usage_services(config, dynamodb)
     return Services(
         config,
         follower,
@@ -123,7 +132,26 @@ def build_services(
         tokens,
         UsageReporter(cost_store, flush_seconds=config.usage_flush_seconds),
         StartRequester(cost_store),
+        meter,
+        gate,
     )
+
+
+def _usage_services(config: ServeConfig, dynamodb: Any) -> tuple[Meter | None, UsageGate | None]:
+    """The meter and, when limits are configured, the gate (both need the usage table)."""
+    if not config.usage_table:
+        return None, None
+    store = UsageStore(config.usage_table, dynamodb)
+    limits = UsageLimits.from_json(config.usage_limits)
+    budgets = BudgetGuard(store)
+    gate = UsageGate(limits, RateLimiter(store), budgets) if limits.configured else None
+    meter = Meter(
+        store,
+        flush_seconds=config.metering_flush_seconds,
+        budgets=budgets if gate is not None else None,
+        metrics=MetricsPrinter() if config.metrics else None,
+    )
+    return meter, gate
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -133,6 +161,7 @@ def _json(payload: Any, status: int = 200) -> Response:
 def create_app(services: Services) -> FastAPI:
     config, follower, auth, tokens = services.config, services.follower, services.auth, services.tokens
     usage, starter = services.usage, services.starter
+    meter, gate = services.meter, services.gate
 
     def tokens_loaded() -> bool:
         return tokens is None or tokens.loaded
@@ -144,6 +173,8 @@ def create_app(services: Services) -> FastAPI:
             tokens.start()
         if usage is not None:
             usage.start()
+        if meter is not None:
+            meter.start()
         deadline = time.monotonic() + _STARTUP_WAIT_SECONDS
         while (follower.snapshot is None or not tokens_loaded()) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -159,6 +190,10 @@ def create_app(services: Services) -> FastAPI:
                 await tokens.stop()
             if usage is not None:
                 await usage.stop()
+            if gate is not None:
+                await gate.stop()
+            if meter is not None:
+                await meter.stop()
 
     app = FastAPI(title="LISA serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.services = services
@@ -250,6 +285,8 @@ def create_app(services: Services) -> FastAPI:
 
     # ---- inference -------------------------------------------------------------------------------
     async def infer(request: Request, endpoint: Endpoint) -> Response:
+        started = time.perf_counter()
+        metered: Metered | None = None
         try:
             principal = await auth.principal(request.headers)
             body = parse(await read_body(request, config.max_body_bytes), endpoint, config.request_limits)
@@ -267,19 +304,29 @@ def create_app(services: Services) -> FastAPI:
                     param="model",
                     code="model_type_mismatch",
                 )
+            metered = Metered(meter, gate, principal, model_id, started) if meter is not None else None
+            if metered is not None:
+                await metered.admit()
             if usage is not None:
                 usage.used(model_id)
             call = _endpoint_call(current.router, endpoint)
             if body.get("stream"):
-                return await _stream(call, model_id, body)
+                return await _stream(call, model_id, body, metered)
             try:
                 result = await call(model=model_id, **body)
             except Exception as error:
                 raise backend_error(error, model_id) from None
             result.model = model_id
-            return Response(result.model_dump_json(exclude_none=True).encode(), media_type=_JSON)
+            response = Response(result.model_dump_json(exclude_none=True).encode(), media_type=_JSON)
+            if metered is not None:
+                metered.usage(getattr(result, "usage", None))
+                metered.finish(200, response)
+            return response
         except ServeError as error:
-            return error.response()
+            response = error.response()
+            if metered is not None:
+                metered.finish(error.status, response)
+            return response
 
     @app.post(PREFIX + "/chat/completions", **inference_route(Endpoint.CHAT))
     async def chat_completions(request: Request) -> Response:
@@ -314,8 +361,10 @@ def _endpoint_call(router: Router, endpoint: Endpoint) -> Callable[..., Any]:
     return router.aembedding
 
 
-def _event(chunk: Any, model_id: str) -> bytes:
+def _event(chunk: Any, model_id: str, metered: Metered | None = None) -> bytes:
     chunk.model = model_id
+    if metered is not None and not metered.observe_chunk(chunk):
+        return b""
     if chunk.object == "text_completion":
         for choice in chunk.choices:  # OpenAI always sends a string, "" in the last chunk
             if getattr(choice, "text", None) is None:
@@ -323,9 +372,14 @@ def _event(chunk: Any, model_id: str) -> bytes:
     return b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
 
 
-async def _stream(call: Callable[..., Any], model_id: str, body: dict[str, Any]) -> Response:
+async def _stream(
+    call: Callable[..., Any], model_id: str, body: dict[str, Any], metered: Metered | None = None
+) -> Response:
     """Server-sent events ending in ``[DONE]``. A failure before the first chunk is an ordinary
-    HTTP error; a failure after it is one ``data: {"error": {...}}`` event, and the stream ends."""
+    HTTP error; a failure after it is one ``data: {"error": {...}}`` event, and the stream ends.
+    Metered streams ask the backend for usage (``Metered.stream_options``) and record at the end."""
+    if metered is not None:
+        body["stream_options"] = metered.stream_options(body.get("stream_options"))
     try:
         stream = await call(model=model_id, **body)
         chunks = aiter(stream)
@@ -336,13 +390,21 @@ async def _stream(call: Callable[..., Any], model_id: str, body: dict[str, Any])
     async def events() -> AsyncIterator[bytes]:
         try:
             if first is not None:
-                yield _event(first, model_id)
+                yield _event(first, model_id, metered)
                 async for chunk in chunks:
-                    yield _event(chunk, model_id)
+                    if event := _event(chunk, model_id, metered):
+                        yield event
             yield _DONE
+            if metered is not None:
+                metered.finish(200)
         except Exception as error:
-            yield b"data: " + json.dumps(backend_error(error, model_id).body()).encode() + b"\n\n"
+            failure = backend_error(error, model_id)
+            if metered is not None:
+                metered.finish(failure.status)
+            yield b"data: " + json.dumps(failure.body()).encode() + b"\n\n"
         finally:
+            if metered is not None:
+                metered.finish(499)  # the client went away (no-op after a finish above)
             close = getattr(stream, "aclose", None)
             if close is not None:
                 try:
@@ -350,7 +412,8 @@ async def _stream(call: Callable[..., Any], model_id: str, body: dict[str, Any])
                 except Exception:
                     logger.debug("closing the backend stream failed", exc_info=True)
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+    headers = _SSE_HEADERS | (metered.headers() if metered is not None else {})
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 def app_from_env() -> FastAPI:
