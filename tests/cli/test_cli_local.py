@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from lisa_client import Conflict, LisaClient
+from lisa_client.cli import main
+from lisa_client.connection import from_local
 from lisa_client.install_launcher import write_launcher
+from lisa_domain.schema import CreateModelRequest, ModelStatus
 from local_mode.demo import self_hosted_model
 from tests.cli.conftest import Lisa
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -82,11 +89,14 @@ def test_invalid_create_names_the_field_and_exits_1(lisa: Lisa, tmp_path: Path) 
 
 
 def test_stop_and_start_a_self_hosted_model(lisa: Lisa, tmp_path: Path) -> None:
+
     body = self_hosted_model("cli-e5", "embedding")
-    assert (
-        lisa.json("models", "create", "-f", write(tmp_path / "m.yaml", body), "--wait")["status"]
-        == "InService"
-    )
+    timed_out = lisa("models", "create", "-f", write(tmp_path / "m.yaml", body), "--wait", "--timeout", "0")
+    assert timed_out.exit_code == 3
+    assert "cli-e5: still Creating after 0 s (the workflow may still be running)" in timed_out.stderr
+    connection = from_local(lisa.local.state_file)
+    with LisaClient(connection.admin_url, connection.token) as client:
+        client.wait_for("cli-e5", ModelStatus.IN_SERVICE, 120, poll=0.2)
     stopped = lisa("models", "stop", "cli-e5", "--wait", "-o", "json")
     assert stopped.exit_code == 0, stopped.output
     assert json.loads(stopped.stdout)["status"] == "Stopped"
@@ -114,10 +124,6 @@ def test_tokens_create_list_revoke(lisa: Lisa) -> None:
 
 
 def test_no_connection_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from lisa_client.cli import main
-
     monkeypatch.delenv("LISA_ADMIN_URL", raising=False)
     monkeypatch.setenv("LISA_CONFIG_DIR", str(tmp_path))
     result = CliRunner().invoke(main, ["models", "list"])
@@ -233,8 +239,6 @@ def test_installed_launcher_runs_the_command(lisa: Lisa, tmp_path: Path) -> None
 
 
 def test_schedule_commands_and_a_scheduled_model_in_apply(lisa: Lisa, tmp_path: Path) -> None:
-    from datetime import UTC, datetime, timedelta
-
     now = datetime.now(UTC)
     window = {  # running now, so the evaluator leaves the model alone during the test
         "startTime": (now - timedelta(hours=1)).strftime("%H:%M"),
@@ -273,10 +277,6 @@ def test_schedule_commands_and_a_scheduled_model_in_apply(lisa: Lisa, tmp_path: 
 
 
 def test_the_python_client_drives_local_mode_and_its_serve_api(lisa: Lisa) -> None:
-    from lisa_client import Conflict, LisaClient
-    from lisa_client.connection import from_local
-    from lisa_domain.schema import CreateModelRequest, ModelStatus
-    from tests.support.waiting import wait_for
 
     connection = from_local(lisa.local.state_file)
     with LisaClient(connection.admin_url, connection.token, serve_url=connection.serve_url) as client:
