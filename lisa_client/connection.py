@@ -1,8 +1,8 @@
 """Where the CLI connects, and with which token.
 
-In order: ``--local`` reads local mode's state file (``LISA_LOCAL_STATE_FILE``, else
-``.lisa/local.json`` in the working directory); otherwise ``--admin-url`` / ``LISA_ADMIN_URL`` with
-``--token`` / ``LISA_TOKEN``, or, without a token, the one ``lisa login`` cached for that URL.
+In order: ``--local`` reads local mode's state file (``local_state_file``); otherwise
+``--admin-url`` / ``LISA_ADMIN_URL`` with ``--token`` / ``LISA_TOKEN``, or, without a token, the
+one ``lisa login`` cached for that URL.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lisa_client import credentials
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATE_FILE = Path(".lisa") / "local.json"
 
 
 class NotConfigured(Exception):
@@ -27,7 +30,12 @@ class Connection:
 
 
 def local_state_file() -> Path:
-    return Path(os.environ.get("LISA_LOCAL_STATE_FILE") or Path.cwd() / ".lisa" / "local.json")
+    """``LISA_LOCAL_STATE_FILE``; else ``.lisa/local.json`` in the working directory when there is
+    one, else this repository's (where ``make local`` writes it)."""
+    if configured := os.environ.get("LISA_LOCAL_STATE_FILE"):
+        return Path(configured)
+    here = Path.cwd() / STATE_FILE
+    return here if here.exists() else REPO_ROOT / STATE_FILE
 
 
 def from_local(path: Path | None = None) -> Connection:

@@ -156,3 +156,16 @@ def test_lisa_login_caches_the_token_and_later_commands_use_it(
     assert "WXYZ-1234" in result.stderr and credentials.cached_token("https://admin.test") == "jwt-from-idp"
     assert CliRunner().invoke(main, ["logout", "--admin-url", "https://admin.test"]).exit_code == 0
     assert credentials.cached_token("https://admin.test") is None
+
+
+def test_without_a_state_file_here_local_mode_reads_the_repositorys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lisa_client.connection import REPO_ROOT, local_state_file
+
+    monkeypatch.delenv("LISA_LOCAL_STATE_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert local_state_file() == REPO_ROOT / ".lisa" / "local.json"
+    (tmp_path / ".lisa").mkdir()
+    (tmp_path / ".lisa" / "local.json").write_text("{}")
+    assert local_state_file() == tmp_path / ".lisa" / "local.json"
