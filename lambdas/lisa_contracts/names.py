@@ -5,8 +5,6 @@ from __future__ import annotations
 
 # ---- DynamoDB -------------------------------------------------------------------------------------
 MODELS_TABLE_KEY = "modelId"
-#: The models table's item holding the registry version (``#`` never appears in a model id).
-REGISTRY_ITEM_ID = "#registry"
 TOKENS_TABLE_KEY = "tokenHash"
 TOKENS_TABLE_EXPIRY_ATTRIBUTE = "tokenExpiration"
 TOKENS_BY_TOKEN_ID = "byTokenId"
@@ -62,22 +60,6 @@ MODEL_STACK_OUTPUTS: tuple[str, ...] = (
 TASK_DEFINITION_PARAMETER = "TaskDefinitionArn"
 ENDPOINT_URL_OUTPUT = "EndpointUrl"
 
-# ---- admin API ------------------------------------------------------------------------------------
-#: Resource path -> methods. API Gateway creates exactly these (behind the authorizer); local mode's
-#: adapter matches requests against the same paths.
-ADMIN_ROUTES: dict[str, tuple[str, ...]] = {
-    "/models": ("GET", "POST"),
-    "/models/{modelId}": ("GET", "PUT", "DELETE"),
-    "/models/{modelId}/schedule": ("GET", "PUT", "POST", "DELETE"),
-    "/models/{modelId}/schedule/status": ("GET",),
-    "/api-tokens": ("GET", "POST"),
-    "/api-tokens/{tokenId}": ("GET", "DELETE"),
-    "/usage": ("GET",),
-    "/usage/me": ("GET",),
-}
-TOKENS_RESOURCE = "/api-tokens"
-TOKEN_RESOURCE = "/api-tokens/{tokenId}"
-
 # ---- workflows ------------------------------------------------------------------------------------
 #: Workflow -> its ASL file stem in ``lambdas/workflow_steps/definitions/``.
 WORKFLOWS: tuple[str, ...] = ("create_model", "update_model", "delete_model")
@@ -89,6 +71,7 @@ WORKFLOW_STEPS: dict[str, tuple[str, ...]] = {
         "CreateInfrastructure",
         "PollCreate",
         "PollCreateService",
+        "Canary",
         "RegisterModel",
         "Cleanup",
         "PollCleanup",
@@ -99,6 +82,7 @@ WORKFLOW_STEPS: dict[str, tuple[str, ...]] = {
         "UpdateInfrastructure",
         "PollUpdate",
         "PollUpdateService",
+        "Canary",
         "FinishUpdate",
         "CleanupUpdate",
         "MarkFailed",

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from lisa_contracts.names import ENDPOINT_URL_OUTPUT, TASK_DEFINITION_PARAMETER
 from lisa_contracts.settings import WorkflowStepsSettings
 from lisa_domain.schema import ModelRecord
 from workflow_steps.hosting.base import HostingFailed, Progress
@@ -127,7 +128,7 @@ def stack_parameters(
         "ServeSecurityGroupId": settings.serve_security_group_id,
     }
     if task_definition_arn:
-        parameters["TaskDefinitionArn"] = task_definition_arn
+        parameters[TASK_DEFINITION_PARAMETER] = task_definition_arn
     return parameters
 
 
@@ -223,7 +224,7 @@ class EcsHostingBackend:
         return Progress(desired >= 1 and running >= desired and steady, detail)
 
     def endpoint_url(self, model: ModelRecord) -> str:
-        url = self._outputs(model).get("EndpointUrl")
+        url = self._outputs(model).get(ENDPOINT_URL_OUTPUT)
         if not url:
             raise HostingFailed(f"stack {self.stack_name(model)} has no EndpointUrl output")
         return url
@@ -231,11 +232,11 @@ class EcsHostingBackend:
     # ---- update ------------------------------------------------------------------------------
     def start_update(self, model: ModelRecord, *, container_changed: bool) -> dict[str, str] | None:
         """Update the stack; returns what ``revert_update``/``finish_update`` need, None if no change."""
-        previous = self._outputs_and_parameters(model)[1].get("TaskDefinitionArn", "")
+        previous = self._outputs_and_parameters(model)[1].get(TASK_DEFINITION_PARAMETER, "")
         new_arn = self._register_task_definition(model) if container_changed else None
         parameters = self._cfn_parameters(stack_parameters(model, self.settings, new_arn))
         if new_arn is None:
-            parameters.append({"ParameterKey": "TaskDefinitionArn", "UsePreviousValue": True})
+            parameters.append({"ParameterKey": TASK_DEFINITION_PARAMETER, "UsePreviousValue": True})
         try:
             self._cfn.update_stack(
                 StackName=self.stack_name(model),
