@@ -60,6 +60,22 @@ MODEL_STACK_OUTPUTS: tuple[str, ...] = (
 TASK_DEFINITION_PARAMETER = "TaskDefinitionArn"
 ENDPOINT_URL_OUTPUT = "EndpointUrl"
 
+# ---- admin API ------------------------------------------------------------------------------------
+#: Resource path -> methods. API Gateway creates exactly these (behind the authorizer); local mode's
+#: adapter matches requests against the same paths.
+ADMIN_ROUTES: dict[str, tuple[str, ...]] = {
+    "/models": ("GET", "POST"),
+    "/models/{modelId}": ("GET", "PUT", "DELETE"),
+    "/models/{modelId}/schedule": ("GET", "PUT", "POST", "DELETE"),
+    "/models/{modelId}/schedule/status": ("GET",),
+    "/api-tokens": ("GET", "POST"),
+    "/api-tokens/{tokenId}": ("GET", "DELETE"),
+    "/usage": ("GET",),
+    "/usage/me": ("GET",),
+}
+TOKENS_RESOURCE = "/api-tokens"
+TOKEN_RESOURCE = "/api-tokens/{tokenId}"
+
 # ---- workflows ------------------------------------------------------------------------------------
 #: Workflow -> its ASL file stem in ``lambdas/workflow_steps/definitions/``.
 WORKFLOWS: tuple[str, ...] = ("create_model", "update_model", "delete_model")
