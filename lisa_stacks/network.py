@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
@@ -51,6 +52,10 @@ class Network(Construct):
                 availability_zones=imported.availabilityZones,
                 private_subnet_ids=imported.privateSubnetIds,
                 public_subnet_ids=imported.publicSubnetIds,
+            )
+            # No route table ids are imported: nothing in LISA reads or changes the subnets' routes.
+            cdk.Annotations.of(self.vpc).acknowledge_warning(
+                "@aws-cdk/aws-ec2:noSubnetRouteTableId", "LISA never reads the imported subnets' route tables"
             )
         self.private_subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         # The serve tasks' group lives here (not in the serve stack) so the workflow Lambda can hand
