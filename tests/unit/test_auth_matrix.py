@@ -118,6 +118,14 @@ MATRIX: list[Row] = [
                          (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
     Row("admin", "DELETE", "/models/{model}/schedule", None,
                          (401,  401,  401,  401,  401,  401,  401,  403,  403,  200,  200,  200)),
+    # LISA's metadata routes: the instance list and the docs page for anyone signed in; the context
+    # window is an admin's change.
+    Row("admin", "GET", "/models/metadata/instances", None,
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
+    Row("admin", "PUT", "/models/{model}/context-window", {"contextWindow": 8192},
+                         (401,  401,  401,  401,  401,  401,  401,  403,  403,  200,  200,  200)),
+    Row("admin", "GET", "/docs", None,
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
     # bob asks for a token of his own; an API token may not mint tokens (403), a JWT may (201).
     Row("admin", "POST", "/api-tokens", {"username": "bob", "groups": ["team-a"], "name": "matrix"},
                          (401,  401,  401,  401,  401,  401,  401,  201,  403,  201,  201,  201)),
@@ -137,6 +145,11 @@ MATRIX: list[Row] = [
                          (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
     Row("serve", "GET", "/v2/serve/models/chat-admins", None,  # open to the admin group only
                          (401,  401,  401,  401,  401,  401,  401,  404,  404,  200,  200,  401)),
+    # LISA's LiteLLM routes under /v2/serve, behind the same auth.
+    Row("serve", "GET", "/v2/serve/model/info", None,
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
+    Row("serve", "GET", "/v2/serve/health/liveliness", None,
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
     Row("serve", "POST", "/v2/serve/chat/completions", CHAT_BODY,
                          (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
     Row("serve", "POST", "/v2/serve/completions", {"model": "chat-open", "prompt": "hi"},
