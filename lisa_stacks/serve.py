@@ -107,6 +107,8 @@ class Serve(Construct):
                 max_tokens=limits.maxTokens,
                 max_guided_bytes=limits.maxGuidedDecodingBytes,
                 allow_management_key=serve.allowManagementKey,
+                # One worker per task vCPU (each follows the registry and the tokens on its own).
+                workers=max(1, serve.cpu // 1024),
                 **identity_settings(config, data),
             ).to_env(),
             # Longer than the app's graceful shutdown (LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS, 25 s).
