@@ -1,7 +1,8 @@
 """``LisaClient``: one typed method per admin-API route, plus ``wait_for`` and ``serve_client``.
 
 Requests and answers are the schema module's pydantic models (``lisa_domain.schema``; API tokens:
-``admin_api.tokens``; schedules: ``lisa_domain.schedule`` and ``scheduler.schedules``). An error answer raises the typed exception of ``lisa_client.errors`` with the
+``admin_api.tokens``; schedules: ``lisa_domain.schedule`` and ``scheduler.schedules``; usage:
+``admin_api.routes.usage``). An error answer raises the typed exception of ``lisa_client.errors`` with the
 API's message and the field it names. Listings follow ``nextToken`` to the end.
 
 Retries (full-jitter exponential backoff, ``Retry-After`` honoured): reads and other idempotent
@@ -40,6 +41,9 @@ from lisa_domain.schema import (
 
 if TYPE_CHECKING:
     import openai
+
+    # Imported when used: the module registers the admin API's usage routes on its resolver.
+    from admin_api.routes.usage import MyUsageResponse, UsageResponse
 
 #: Called on every poll of a wait: (model id, the model or None once it is gone, seconds elapsed).
 ProgressCallback = Callable[[str, "ModelRecord | ModelSummary | None", float], None]
@@ -217,6 +221,37 @@ class LisaClient:
         """Remove the schedule; the model stays as it is (deleting no schedule is no error)."""
         return DeleteScheduleResponse.model_validate(
             self._request("DELETE", f"/models/{model_id}/schedule", idempotent=True)
+        )
+
+    # ---- usage ----------------------------------------------------------------------------------
+    def usage(
+        self, start: str | None = None, end: str | None = None, group_by: str = "user"
+    ) -> UsageResponse:
+        """Administrators: totals per ``user``, ``model`` or ``group`` between the days ``start`` and
+        ``end`` (YYYY-MM-DD, UTC; default: this month), every page in one answer."""
+        from admin_api.routes.usage import UsageResponse
+
+        params = {"groupBy": group_by} | {
+            name: value for name, value in (("from", start), ("to", end)) if value is not None
+        }
+        first = UsageResponse.model_validate(self._request("GET", "/usage", params=params, idempotent=True))
+        rows = list(first.usage)
+        next_token = first.nextToken
+        while next_token:
+            page = UsageResponse.model_validate(
+                self._request("GET", "/usage", params=params | {"nextToken": next_token}, idempotent=True)
+            )
+            rows.extend(page.usage)
+            next_token = page.nextToken
+        return first.model_copy(update={"usage": rows, "nextToken": None})
+
+    def my_usage(self, start: str | None = None, end: str | None = None) -> MyUsageResponse:
+        """The caller's own usage per day and model, with totals."""
+        from admin_api.routes.usage import MyUsageResponse
+
+        params = {name: value for name, value in (("from", start), ("to", end)) if value is not None}
+        return MyUsageResponse.model_validate(
+            self._request("GET", "/usage/me", params=params, idempotent=True)
         )
 
     # ---- waiting --------------------------------------------------------------------------------

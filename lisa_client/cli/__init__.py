@@ -10,6 +10,7 @@ from lisa_client.cli.login import login, logout
 from lisa_client.cli.models import models
 from lisa_client.cli.schedule import schedule
 from lisa_client.cli.tokens import tokens
+from lisa_client.cli.usage import usage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,9 +22,19 @@ from lisa_client.cli.tokens import tokens
 def main(
     context: click.Context, admin_url: str | None, token: str | None, serve_url: str | None, local: bool
 ) -> None:
-    """Manage a LISA deployment's models, schedules and API tokens."""
+    """Manage a LISA deployment's models, schedules and API tokens; read its usage."""
     context.obj = State(admin_url, token, serve_url, local)
 
 
-for _command in (models, tokens, schedule, apply_command, export_command, import_lisa_command, login, logout):
+for _command in (
+    models,
+    tokens,
+    schedule,
+    usage,
+    apply_command,
+    export_command,
+    import_lisa_command,
+    login,
+    logout,
+):
     main.add_command(_command)

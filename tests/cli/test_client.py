@@ -207,3 +207,18 @@ def test_connection_errors_are_retried_only_for_idempotent_calls() -> None:
     with pytest.raises(httpx.ConnectError):
         lisa.stop_model("m1")  # the PUT may have reached the API: never sent twice
     assert len(seen) == 1
+
+
+def test_usage_pages_are_merged_into_one_answer() -> None:
+    def pages(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["groupBy"] == "model" and request.url.params["from"] == "2026-12-01"
+        row = {"requests": 1, "errors": 0, "promptTokens": 2, "completionTokens": 3, "totalTokens": 5}
+        body = {"from": "2026-12-01", "to": "2026-12-03", "groupBy": "model"}
+        if request.url.params.get("nextToken") is None:
+            return httpx.Response(200, json=body | {"usage": [row | {"model": "a"}], "nextToken": "n"})
+        return httpx.Response(200, json=body | {"usage": [row | {"model": "b"}]})
+
+    lisa, seen = client(pages)
+    answer = lisa.usage("2026-12-01", None, "model")
+    assert [row.model for row in answer.usage] == ["a", "b"] and answer.nextToken is None and len(seen) == 2
+    assert answer.start == "2026-12-01"
