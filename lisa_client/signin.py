@@ -69,7 +69,10 @@ def device_sign_in(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> SignIn:
-    client = http or httpx.Client(timeout=30)
+    if http is None:
+        with httpx.Client(timeout=30) as owned:
+            return device_sign_in(issuer, client_id, show, scope=scope, http=owned, sleep=sleep, clock=clock)
+    client = http
     discovery = _json(
         client.get(f"{issuer.rstrip('/')}/.well-known/openid-configuration"), "discovery document"
     )
