@@ -126,6 +126,8 @@ def test_imported_vpc_kms_destroy_https_variant_synthesizes_clean(tmp_path: Path
             "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc",
             "allowManagementKey": True,
             "requestLimits": {"maxN": 2, "maxBestOf": 3, "maxTokens": 4096, "maxGuidedDecodingBytes": 2048},
+            "cpu": 2048,
+            "memory": 4096,
         },
         "oidc": {**_example()["oidc"], "groupsClaimString": "reject"},
         "managementKey": {"previousVersionValidHours": 2},
@@ -157,6 +159,7 @@ def test_imported_vpc_kms_destroy_https_variant_synthesizes_clean(tmp_path: Path
         "LISA_SERVE_MAX_TOKENS": "4096",
         "LISA_SERVE_MAX_GUIDED_BYTES": "2048",
         "LISA_SERVE_ALLOW_MANAGEMENT_KEY": "true",
+        "LISA_SERVE_WORKERS": "2",  # one per vCPU of the 2-vCPU task
         "MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS": "7200",
         "OIDC_GROUPS_STRING": "reject",
     }.items() <= environment.items()
