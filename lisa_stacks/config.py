@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from lisa_contracts.limits import UsageLimits
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = "config/deployment.yaml"
 EXAMPLE_CONFIG_PATH = "config/deployment.example.yaml"
@@ -249,6 +251,8 @@ class DeploymentConfig(_Strict):
     managementKeyRotationDays: Annotated[int, Field(ge=1, le=365)] = 30
     managementKey: ManagementKeyConfig = ManagementKeyConfig()
     modelUrlPolicy: ModelUrlPolicyConfig = ModelUrlPolicyConfig()
+    #: Rate limits and monthly token budgets (docs/usage.md); none by default.
+    usageLimits: UsageLimits = UsageLimits()
 
     @model_validator(mode="after")
     def _cross_field(self) -> DeploymentConfig:

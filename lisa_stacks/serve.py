@@ -18,6 +18,7 @@ from lisa_stacks.data import Data
 from lisa_stacks.nag import acknowledge, acknowledge_wildcards, nag_arn
 from lisa_stacks.network import Network
 from lisa_stacks.scheduler import grant_serve_cost_control
+from lisa_stacks.usage import UsageTable, usage_limits_env
 
 CONTAINER_PORT = 8080
 ALB_IDLE_TIMEOUT_SECONDS = 600
@@ -30,7 +31,14 @@ DOCKER_CONTEXT_EXCLUDE = ["*", "!lambdas", "!litellm_container", "**/__pycache__
 
 class Serve(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, network: Network, data: Data
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        network: Network,
+        data: Data,
+        usage: UsageTable,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -109,12 +117,16 @@ class Serve(Construct):
                 allow_management_key=serve.allowManagementKey,
                 # One worker per task vCPU (each follows the registry and the tokens on its own).
                 workers=max(1, serve.cpu // 1024),
+                usage_table=usage.table.table_name,
+                metrics=True,
+                **usage_limits_env(config),
                 **identity_settings(config, data),
             ).to_env(),
             # Longer than the app's graceful shutdown (LISA_SERVE_GRACEFUL_SHUTDOWN_SECONDS, 25 s).
             stop_timeout=cdk.Duration.seconds(35),
         )
         self._grant_task_role(task_definition.task_role, stack, config, data)
+        usage.grant_serve(task_definition.task_role)
 
         # The tasks' group is created in the core stack, so model stacks can admit exactly it. Imported
         # immutable here: CDK would otherwise put the load-balancer rule into the core stack (a cycle);

@@ -18,6 +18,7 @@ from lisa_stacks.nag import acknowledge_wildcards, nag_arn
 from lisa_stacks.network import Network
 from lisa_stacks.scheduler import CostControl
 from lisa_stacks.serve import Serve
+from lisa_stacks.usage import UsageDashboard, UsageTable, usage_limits_env
 from lisa_stacks.workflows import Workflows
 
 
@@ -42,6 +43,7 @@ class CoreStack(cdk.Stack):
         code = lambda_code()
         self.network = Network(self, "Network", config=config)
         self.data = Data(self, "Data", config=config, code=code)
+        self.usage = UsageTable(self, "Usage", config=config, data=self.data)
         model_template = s3_assets.Asset(self, "ModelStackTemplate", path=str(model_template_path))
         self.workflows = Workflows(
             self,
@@ -89,8 +91,11 @@ class CoreStack(cdk.Stack):
                 "token_max_lifetime_days": config.tokens.maxLifetimeDays,
                 "model_url_allow_http": config.modelUrlPolicy.allowHttp,
                 "model_url_allowed_cidrs": ",".join(config.modelUrlPolicy.allowedCidrs),
+                "usage_table": self.usage.table.table_name,
+                **usage_limits_env(config),
             },
         )
+        self.usage.grant_read(self.admin_function.role)
         self.data.grant_models(self.admin_function.role, write=True)
         self.data.grant_tokens(self.admin_function.role, write=True)
         for machine in machines.values():
@@ -133,6 +138,7 @@ class CoreStack(cdk.Stack):
         cdk.CfnOutput(self, "AdminApiUrl", value=self.admin_api.api.url)
         cdk.CfnOutput(self, "ModelsTableName", value=self.data.models_table.table_name)
         cdk.CfnOutput(self, "TokensTableName", value=self.data.tokens_table.table_name)
+        cdk.CfnOutput(self, "UsageTableName", value=self.usage.table.table_name)
         cdk.CfnOutput(self, "ManagementKeySecretArn", value=self.data.management_key.secret_arn)
 
 
@@ -149,5 +155,8 @@ class ServeStack(cdk.Stack):
         env: cdk.Environment | None = None,
     ) -> None:
         super().__init__(scope, construct_id, env=env, description=f"LISA {config.prefix}: serve API")
-        self.serve = Serve(self, "Serve", config=config, network=core.network, data=core.data)
+        self.serve = Serve(
+            self, "Serve", config=config, network=core.network, data=core.data, usage=core.usage
+        )
+        UsageDashboard(self, "UsageDashboard", config=config, service=self.serve.service)
         cdk.CfnOutput(self, "ServeUrl", value=self.serve.url)

@@ -90,6 +90,8 @@ Admin API (curl):
   curl -s {admin_url}/models/{TEXT_MODEL_ID} -H {auth}
   curl -s -X PUT {admin_url}/models/{TEXT_MODEL_ID} -H {auth} {json_type} -d '{{"enabled": false}}'  # stop
   curl -s -X PUT {admin_url}/models/{TEXT_MODEL_ID} -H {auth} {json_type} -d '{{"enabled": true}}'   # start
+  curl -s {admin_url}/usage/me -H {auth}              # your usage (within ~10 s of your requests)
+  curl -s '{admin_url}/usage?groupBy=model' -H {auth}  # everyone's, per model (admins)
 
 Serve API (curl):
   curl -s {serve_url}/models -H {auth}

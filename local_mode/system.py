@@ -111,6 +111,7 @@ class LocalSystem:
     admin_token: str = ""
     admin_group: str = ""
     _models_table: str = ""
+    _usage_table: str = ""
     _identity: dict[str, str] = field(default_factory=dict)
     management_key: str = ""
     _moto: Any = None
@@ -199,9 +200,11 @@ class LocalSystem:
             "admin_group": DEFAULT_ADMIN_GROUP,
         }
         self._models_table = resources.models_table
+        self._usage_table = resources.usage_table
         admin = AdminApiSettings.build(
             models_table=resources.models_table,
             tokens_table=resources.tokens_table,
+            usage_table=resources.usage_table,
             admin_group=DEFAULT_ADMIN_GROUP,
             **secrets,
             **lambdas,
@@ -264,8 +267,11 @@ class LocalSystem:
         from lisa_contracts.settings import ServeSettings
         from local_mode.cost_control import serve_settings
 
+        # Rate limits and budgets: LISA_USAGE_LIMITS in this process's environment reaches the serve
+        # process and the admin API (none by default, as in a deployment).
         serve = ServeSettings.build(
             models_table=self._models_table,
+            usage_table=self._usage_table,
             **self._identity,
             host=HOST,
             port=port,

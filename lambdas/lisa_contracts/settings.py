@@ -350,7 +350,7 @@ class ServeSettings(ModelsTableSettings, IdentitySettings):
     )
     usage_limits: str = _env(
         "LISA_USAGE_LIMITS",
-        "rate limits and monthly token budgets, JSON (`lisa_domain.limits`; empty: none)",
+        "rate limits and monthly token budgets, JSON (`lisa_contracts.limits`; empty: none)",
         default="",
     )
     auth_cache_seconds: float = _env(

@@ -25,9 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from lisa_contracts.limits import UsageLimits
 from lisa_domain.auth import Authenticator, JwtVerifier, Principal, jwt_verifier_from_env
 from lisa_domain.cost_control import CostControlStore
-from lisa_domain.limits import UsageLimits
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
 from lisa_domain.tokens import TokenStore

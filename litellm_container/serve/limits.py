@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 from starlette.responses import Response
 
+from lisa_contracts.limits import RateLimit, UsageLimits
 from lisa_domain.auth import Principal
-from lisa_domain.limits import RateLimit, UsageLimits
 from lisa_domain.usage import UsageStore, month_of
 from serve.errors import ServeError
 
@@ -227,7 +227,7 @@ class Admission:
 
 
 class UsageGate:
-    """The configured limits (``lisa_domain.limits``) applied to one principal per request."""
+    """The configured limits (``lisa_contracts.limits``) applied to one principal per request."""
 
     def __init__(self, limits: UsageLimits, limiter: RateLimiter, budgets: BudgetGuard) -> None:
         self._limits = limits

@@ -25,7 +25,7 @@ def _function_env(template: Template, handler: str) -> dict[str, Any]:
 
 def test_tables_are_on_demand_pitr_encrypted_and_retained(core: Template) -> None:
     tables = _resources(core, "AWS::DynamoDB::Table")
-    assert len(tables) == 2
+    assert len(tables) == 3
     for table in tables.values():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST"
@@ -35,7 +35,7 @@ def test_tables_are_on_demand_pitr_encrypted_and_retained(core: Template) -> Non
         assert table["DeletionPolicy"] == "Retain"
         assert table["UpdateReplacePolicy"] == "Retain"
     keys = {t["Properties"]["KeySchema"][0]["AttributeName"] for t in tables.values()}
-    assert keys == {"modelId", "tokenHash"}
+    assert keys == {"modelId", "tokenHash", "pk"}  # pk: the usage table
 
 
 def test_tokens_table_indexes(core: Template) -> None:
@@ -78,7 +78,7 @@ def test_management_key_is_generated_retained_and_rotated(core: Template, synthe
 
 def test_every_api_method_requires_the_authorizer(core: Template) -> None:
     methods = _resources(core, "AWS::ApiGateway::Method")
-    assert len(methods) == 17
+    assert len(methods) == 19
     authorizers = _resources(core, "AWS::ApiGateway::Authorizer")
     assert len(authorizers) == 1
     (authorizer_id,) = authorizers
@@ -117,6 +117,8 @@ def test_routes(core: Template) -> None:
             "schedule",
             "status",
             "{tokenId}",
+            "usage",
+            "me",
             "docs",
         ]
     )
@@ -127,6 +129,7 @@ def test_routes(core: Template) -> None:
         [
             *("GET", "POST", "GET", "GET", "PUT", "DELETE", "PUT", "GET", "POST", "GET", "DELETE", "GET"),
             *("GET", "PUT", "POST", "DELETE", "GET"),  # /models/{modelId}/schedule and .../status
+            *("GET", "GET"),  # /usage and /usage/me
         ]
     )
 

@@ -7,8 +7,8 @@ import asyncio
 import boto3
 import pytest
 
-from lisa_domain.errors import ValidationFailed
-from lisa_domain.limits import RateLimit, UsageLimits, budget_key
+from lisa_contracts.limits import RateLimit, UsageLimits, budget_key
+from lisa_contracts.settings import SettingsError
 from lisa_domain.usage import UsageStore
 from local_mode.resources import LocalResources
 from serve.limits import BudgetGuard, LimitExceeded, RateLimiter, slice_size
@@ -146,5 +146,5 @@ def test_the_limits_document() -> None:
 
 @pytest.mark.parametrize("text", ['{"rateLimit": {"rpm": 0}}', '{"rateLimits": {}}', "not json"])
 def test_a_bad_limits_document_is_refused_by_name(text: str) -> None:
-    with pytest.raises(ValidationFailed, match="LISA_USAGE_LIMITS"):
+    with pytest.raises(SettingsError, match="LISA_USAGE_LIMITS"):
         UsageLimits.from_json(text)

@@ -1,7 +1,8 @@
-"""Rate limits and monthly token budgets as the deployment configures them (``LISA_USAGE_LIMITS``).
+"""Rate limits and monthly token budgets as the deployment configures them (``usageLimits`` in the
+deployment config, passed to the serve app and the admin API as ``LISA_USAGE_LIMITS``).
 
-The serve app enforces them (``serve.limits``); the admin API checks a token's own ``rateLimit``
-against its owner's. Nothing is limited unless configured. JSON shape (every field optional)::
+The serve app enforces them (``serve.limits``). Nothing is limited unless configured. JSON shape
+(every field optional)::
 
     {"rateLimit": {"rpm": 60, "tpm": 100000},          # every caller (per user, or per API token)
      "monthlyTokenBudget": 5000000,                     # every user, per calendar month (UTC)
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lisa_domain.errors import ValidationFailed
+from lisa_contracts.settings import SettingsError
 
 
 class RateLimit(BaseModel):
@@ -56,7 +58,7 @@ class UsageLimits(LimitEntry):
         try:
             return cls.model_validate(json.loads(text))
         except (ValueError, ValidationError) as error:
-            raise ValidationFailed(f"LISA_USAGE_LIMITS: not a valid limits document ({error})") from None
+            raise SettingsError(f"LISA_USAGE_LIMITS: not a valid limits document ({error})") from None
 
     @property
     def configured(self) -> bool:
@@ -97,3 +99,13 @@ def _most(values: Iterable[int | None]) -> int | None:
 
 def budget_key(kind: str, name: str) -> str:
     return f"budget#{kind}#{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLimits:
+    """An API token's own limits (``rateLimit``, ``monthlyTokenBudget`` on ``POST /api-tokens``):
+    they apply on top of its user's."""
+
+    token_id: str
+    rate_limit: RateLimit | None = None
+    monthly_token_budget: int | None = None
