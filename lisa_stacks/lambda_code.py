@@ -11,6 +11,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -106,7 +107,10 @@ class LisaFunction(Construct):
         timeout_seconds: int = 30,
         memory_size: int = 512,
         wildcard_reason: str = "",
+        network: tuple[ec2.IVpc, ec2.SubnetSelection, ec2.ISecurityGroup] | None = None,
     ) -> None:
+        """``network``: run in the VPC (subnets, one security group), for a function that must reach
+        private endpoints."""
         super().__init__(scope, construct_id)
         self.log_group = log_group(self, "Logs", config)
         self.role = iam.Role(
@@ -135,6 +139,17 @@ class LisaFunction(Construct):
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
             environment=settings.build(powertools_service_name=construct_id, **environment).to_env(),
+            vpc=network[0] if network else None,
+            vpc_subnets=network[1] if network else None,
+            security_groups=[network[2]] if network else None,
         )
+        if network:
+            acknowledge(
+                self.role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaVPCAccessExecutionRole]",
+                "A Lambda in a VPC needs the AWS managed policy that lets it create and delete its "
+                "network interfaces; CDK attaches it.",
+            )
         acknowledge(self.function, "AwsSolutions-L1", LAMBDA_RUNTIME_REASON)
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", f"{XRAY_REASON} {wildcard_reason}".strip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -189,6 +190,13 @@ class Workflows(Construct):
             },
             wildcard_reason="ECS task definition registration, deregistration and listing do not support "
             "resource-level permissions.",
+            # The canary step calls the models' internal load balancers, which admit only the serve
+            # tasks' security group: the function joins that group (it opens no port itself).
+            network=(
+                network.vpc,
+                ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                network.serve_security_group,
+            ),
         )
         self._grant_steps(config, stack, prefix, data, model_template)
 

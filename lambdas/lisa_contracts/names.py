@@ -61,17 +61,22 @@ TASK_DEFINITION_PARAMETER = "TaskDefinitionArn"
 ENDPOINT_URL_OUTPUT = "EndpointUrl"
 
 # ---- admin API ------------------------------------------------------------------------------------
-#: Resource path -> methods. API Gateway creates exactly these (behind the authorizer); local mode's
-#: adapter matches requests against the same paths.
+#: Resource path -> methods: every route the admin handler serves (the OpenAPI document's paths and
+#: methods, tests/unit/test_admin_openapi.py). API Gateway creates exactly these, each behind the
+#: authorizer (``lisa_stacks.admin_api``); local mode's adapter matches requests against the same
+#: paths in this order (a literal segment before a ``{parameter}`` one, as API Gateway prefers it).
 ADMIN_ROUTES: dict[str, tuple[str, ...]] = {
     "/models": ("GET", "POST"),
+    "/models/metadata/instances": ("GET",),
     "/models/{modelId}": ("GET", "PUT", "DELETE"),
+    "/models/{modelId}/context-window": ("PUT",),
     "/models/{modelId}/schedule": ("GET", "PUT", "POST", "DELETE"),
     "/models/{modelId}/schedule/status": ("GET",),
     "/api-tokens": ("GET", "POST"),
     "/api-tokens/{tokenId}": ("GET", "DELETE"),
     "/usage": ("GET",),
     "/usage/me": ("GET",),
+    "/docs": ("GET",),
 }
 TOKENS_RESOURCE = "/api-tokens"
 TOKEN_RESOURCE = "/api-tokens/{tokenId}"
@@ -87,6 +92,7 @@ WORKFLOW_STEPS: dict[str, tuple[str, ...]] = {
         "CreateInfrastructure",
         "PollCreate",
         "PollCreateService",
+        "Canary",
         "RegisterModel",
         "Cleanup",
         "PollCleanup",
@@ -97,6 +103,7 @@ WORKFLOW_STEPS: dict[str, tuple[str, ...]] = {
         "UpdateInfrastructure",
         "PollUpdate",
         "PollUpdateService",
+        "Canary",
         "FinishUpdate",
         "CleanupUpdate",
         "MarkFailed",

@@ -44,19 +44,23 @@ class WrongStatus(Exception):
     """The model is not in the status this workflow works on (another change got there first)."""
 
 
-def poll(state: ExecutionState, key: str, what: str, probe: Callable[[], Progress]) -> ExecutionState:
+def poll(
+    state: ExecutionState, key: str, what: str, probe: Callable[[], Progress], *, limit: int | None = None
+) -> ExecutionState:
     """Probe once; ``state.done`` tells the state machine whether to wait and poll again.
 
-    The bound: at most ``maxPolls`` probes per loop (``key``), about ``maxPolls * pollSeconds``
-    seconds; the probe that reaches it without success raises PollLimitExceeded.
+    The bound: at most ``maxPolls`` probes per loop (``key``; fewer when ``limit`` is smaller),
+    about ``maxPolls * pollSeconds`` seconds; the probe that reaches it without success raises
+    PollLimitExceeded.
     """
+    bound = min(state.maxPolls, limit) if limit else state.maxPolls
     count = state.polls.get(key, 0) + 1
     progress = probe()
     state.polls[key] = count
     state.done = progress.done
-    if not progress.done and count >= state.maxPolls:
+    if not progress.done and count >= bound:
         raise PollLimitExceeded(
-            f"{what} did not finish within {state.maxPolls} polls {state.pollSeconds} s apart "
+            f"{what} did not finish within {bound} polls {state.pollSeconds} s apart "
             f"(last seen: {progress.detail})"
         )
     return state

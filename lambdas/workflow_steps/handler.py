@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from workflow_steps import create, delete, failure, update
+from workflow_steps import canary, create, delete, failure, update
 from workflow_steps.common import StepError, TransientStepError, is_transient, readable
 from workflow_steps.services import Services
 from workflow_steps.state import ExecutionState
@@ -31,6 +31,7 @@ STEPS: dict[str, tuple[str, Step]] = {
     "CreateInfrastructure": ("creating the model's task definition and stack", create.create_infrastructure),
     "PollCreate": ("waiting for the model's stack", create.poll_create),
     "PollCreateService": ("waiting for the model's containers to become healthy", create.poll_service),
+    "Canary": ("sending the model its canary request", canary.canary),  # also in update_model
     "RegisterModel": ("registering the model for serving", create.register_model),
     # update_model
     "StartUpdate": ("starting the update", update.start_update),

@@ -100,3 +100,19 @@ def test_synthesis_reports_no_warning(synthesized: Synthesized) -> None:
     cross-stack reference strength warning among them)."""
     for assembly in (synthesized.assembly, synthesized.model_assembly):
         assert warnings_in(assembly.directory) == []
+
+
+def test_the_workflow_lambda_can_reach_model_load_balancers_for_the_canary(synthesized: Synthesized) -> None:
+    """Model ALBs admit only ``ServeSecurityGroupId``: the step Lambda runs in the private subnets
+    in the serve tasks' security group (the canary, lambdas/workflow_steps/canary.py)."""
+    core = synthesized.template(synthesized.names.core)
+    (steps,) = [
+        r["Properties"]
+        for r in core["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler") == "workflow_steps.handler.lambda_handler"
+    ]
+    serve_group = steps["Environment"]["Variables"]["SERVE_SECURITY_GROUP_ID"]
+    assert steps["VpcConfig"]["SecurityGroupIds"] == [serve_group]
+    private = steps["Environment"]["Variables"]["MODEL_SUBNET_IDS"]["Fn::Join"][1]
+    assert steps["VpcConfig"]["SubnetIds"] == private

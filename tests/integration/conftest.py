@@ -16,9 +16,11 @@ import json
 import os
 import pathlib
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -34,6 +36,9 @@ from lisa_domain.workflows import Workflow, WorkflowStarter
 from local_mode import sfn_lambda_adapter
 from local_mode.resources import LocalResources
 from tests.support import lisa_payloads as payloads
+from tests.support.fake_backend import FakeBackend
+from tests.support.servers import ServerThread
+from workflow_steps import canary
 from workflow_steps import handler as steps_handler
 
 # moto's CloudFormation skips (with a warning) what it does not emulate: security group egress
@@ -119,6 +124,8 @@ class Lisa:
     poll_seconds: int = 0
     max_polls: int = 4
     clients: dict[str, Any] = field(default_factory=dict)
+    #: What answers the canary requests sent to the models' load balancers (``model_network``).
+    backend: FakeBackend = field(default_factory=FakeBackend)
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
@@ -241,6 +248,25 @@ def upload_template(template: dict[str, Any]) -> str:
     return f"https://{TEMPLATE_BUCKET}.s3.us-east-1.amazonaws.com/{TEMPLATE_KEY}"
 
 
+@contextmanager
+def model_network(monkeypatch: pytest.MonkeyPatch, backend: FakeBackend) -> Iterator[None]:
+    """Stand-in for the VPC between the workflow Lambda and the models' internal load balancers
+    (moto runs none): the canary's requests, built unchanged from the models' litellmParams, are
+    delivered to ``backend``, a real OpenAI-compatible server (``tests.support.fake_backend``)."""
+    server = ServerThread(backend.app).start()
+    real_send = canary.send
+
+    def delivered(request: canary.CanaryRequest, *args: Any, **kwargs: Any) -> Any:
+        path = urllib.parse.urlsplit(request.url).path
+        return real_send(replace(request, url=server.url + path), *args, **kwargs)
+
+    monkeypatch.setattr(canary, "send", delivered)
+    try:
+        yield
+    finally:
+        server.stop()
+
+
 def create_state_machines(function_arn: str = STEP_FUNCTION_ARN, prefix: str = "lisa-test") -> dict[str, str]:
     """The three definitions, unchanged but for the function ARN, created through the SFN API."""
     sfn = boto3.client("stepfunctions")
@@ -283,7 +309,11 @@ def lisa(
     # A cold step Lambda: its services are built on first use, from this test's environment.
     monkeypatch.setattr(steps_handler, "_services", None)
     machines = create_state_machines()
-    with sfn_lambda_adapter.in_process_lambdas({STEP_FUNCTION_ARN: steps_handler.lambda_handler}):
+    backend = FakeBackend()
+    with (
+        model_network(monkeypatch, backend),
+        sfn_lambda_adapter.in_process_lambdas({STEP_FUNCTION_ARN: steps_handler.lambda_handler}),
+    ):
         yield Lisa(
             resources=resources,
             machines=machines,
@@ -291,6 +321,7 @@ def lisa(
             subnet_ids=subnet_ids,
             registry=ModelRegistry(resources.models_table),
             secrets=ModelSecrets(SECRET_PREFIX),
+            backend=backend,
         )
 
 

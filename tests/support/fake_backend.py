@@ -9,6 +9,7 @@ model name     behaviour
 =============  ==================================================================================
 ``fail500``    answers 500 with an error body
 ``bad400``     answers 400 (as vLLM does for a prompt over the context window)
+``fail503``    answers 503 (as a load balancer without a healthy target)
 ``hang``       never answers (sleeps for ``HANG_SECONDS``)
 ``cut``        streams two chunks, then drops the connection without ending the body
 ``slow``       streams ``SLOW_CHUNKS`` chunks, ``SLOW_DELAY`` seconds apart
@@ -86,6 +87,8 @@ class FakeBackend:
             return _error(500, "the backend broke")
         if model == "bad400":
             return _error(400, "This model's maximum context length is 16 tokens")
+        if model == "fail503":
+            return _error(503, "no healthy upstream")
         if model == "hang":
             await asyncio.sleep(HANG_SECONDS)
             return _error(500, "hung")
