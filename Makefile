@@ -41,7 +41,7 @@ install: $(STAMP) ## create .venv and install every pinned dependency, local mod
 lint: install ## ruff check, ruff format --check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy lambdas litellm_container lisa_stacks local_mode lisa_client bench app.py tests
+	$(VENV)/bin/mypy lambdas litellm_container lisa_stacks local_mode lisa_client lisa_preflight bench app.py tests
 
 format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -74,8 +74,8 @@ diff: cdk-cli ## what `make deploy` would change (AWS credentials; CONFIG=config
 deploy: cdk-cli ## deploy every stack with the pinned CDK CLI (AWS credentials, Docker; CONFIG=...)
 	$(CDK) deploy --all -c config=$(CONFIG)
 
-preflight: install ## read-only checks of the account against the config before a deploy (CONFIG=...)
-	env $(OPERATOR_AWS_ENV) $(PY) -m lisa_preflight --config $(CONFIG)
+preflight: install ## read-only checks of the account against the config (CONFIG=..., MODELS=models.yaml)
+	env $(OPERATOR_AWS_ENV) $(PY) -m lisa_preflight --config $(CONFIG) $(if $(MODELS),--models $(MODELS))
 
 smoke: install ## after a deploy: models, one completion and one embedding per model (LISA_TOKEN)
 	env $(OPERATOR_AWS_ENV) $(PY) -m lisa_preflight.smoke --config $(CONFIG)
