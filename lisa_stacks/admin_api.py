@@ -6,25 +6,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from constructs import Construct
 
+from lisa_contracts.names import ADMIN_ROUTES
 from lisa_stacks.common import log_group
 from lisa_stacks.config import DeploymentConfig
 from lisa_stacks.lambda_code import LisaFunction
 from lisa_stacks.nag import acknowledge
-
-#: (path, methods); every method gets the authorizer and the proxy integration.
-ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("models", ("GET", "POST")),
-    ("models/metadata/instances", ("GET",)),
-    ("models/{modelId}", ("GET", "PUT", "DELETE")),
-    ("models/{modelId}/context-window", ("PUT",)),
-    ("models/{modelId}/schedule", ("GET", "PUT", "POST", "DELETE")),
-    ("models/{modelId}/schedule/status", ("GET",)),
-    ("api-tokens", ("GET", "POST")),
-    ("api-tokens/{tokenId}", ("GET", "DELETE")),
-    ("usage", ("GET",)),
-    ("usage/me", ("GET",)),
-    ("docs", ("GET",)),
-)
 
 ERROR_TEMPLATE = '{"message": $context.error.messageString}'
 
@@ -86,8 +72,9 @@ class AdminApi(Construct):
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
         integration = apigw.LambdaIntegration(admin_function.function, proxy=True)
-        for path, methods in ROUTES:
-            resource = self.api.root.resource_for_path(path)
+        # Every route the handler serves (names.ADMIN_ROUTES), each method behind the authorizer.
+        for path, methods in ADMIN_ROUTES.items():
+            resource = self.api.root.resource_for_path(path.lstrip("/"))
             parameters = {
                 f"method.request.path.{part[1:-1]}": True for part in path.split("/") if part.startswith("{")
             }

@@ -19,31 +19,18 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from lisa_contracts.names import ADMIN_ROUTES
+
 logger = logging.getLogger(__name__)
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
-
-#: The admin API's resources (docs/architecture.md, DESIGN "Admin API contract").
-ADMIN_ROUTES: tuple[str, ...] = (
-    "/models",
-    "/models/metadata/instances",
-    "/models/{modelId}",
-    "/models/{modelId}/context-window",
-    "/models/{modelId}/schedule",
-    "/models/{modelId}/schedule/status",
-    "/api-tokens",
-    "/api-tokens/{tokenId}",
-    "/usage",
-    "/usage/me",
-    "/docs",
-)
 
 ACCOUNT_ID = "123456789012"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -160,7 +147,7 @@ class ApiGatewayAdapter:
         handler: LambdaHandler,
         authorizer: LambdaHandler | None,
         *,
-        routes: Sequence[str] = ADMIN_ROUTES,
+        routes: Iterable[str] = ADMIN_ROUTES,
         stage: str = "local",
         api_id: str = "lisalocal",
         region: str = "us-east-1",

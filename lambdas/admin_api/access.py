@@ -13,6 +13,7 @@ from admin_api.resolver import logger
 from admin_api.responses import proxy_error
 from admin_api.tokens import check_may_create
 from admin_api.wiring import token_settings
+from lisa_contracts.names import TOKEN_RESOURCE, TOKENS_RESOURCE
 from lisa_domain.auth import Principal, principal_from_context
 from lisa_domain.errors import Forbidden, Unauthorized, ValidationFailed
 from lisa_domain.json_depth import check_json_depth
@@ -20,8 +21,6 @@ from lisa_domain.json_depth import check_json_depth
 #: Methods a non-admin may call; every other method is admin-only (checked before validation, so a
 #: non-admin gets 403 whatever the body) except on the token routes below.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-TOKENS_RESOURCE = "/api-tokens"
-TOKEN_RESOURCE = "/api-tokens/{tokenId}"
 
 
 def _resource(event: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
+from lisa_contracts.names import ADMIN_ROUTES
 from lisa_stacks.application import Synthesized
 
 
@@ -103,35 +104,22 @@ def test_authorizer_is_request_type_cached_on_the_authorization_header(core: Tem
 
 
 def test_routes(core: Template) -> None:
-    parts = sorted(
-        r["Properties"]["PathPart"] for r in _resources(core, "AWS::ApiGateway::Resource").values()
-    )
-    assert parts == sorted(
-        [
-            "api-tokens",
-            "models",
-            "metadata",
-            "instances",
-            "{modelId}",
-            "context-window",
-            "schedule",
-            "status",
-            "{tokenId}",
-            "usage",
-            "me",
-            "docs",
-        ]
-    )
-    verbs = sorted(
-        m["Properties"]["HttpMethod"] for m in _resources(core, "AWS::ApiGateway::Method").values()
-    )
-    assert verbs == sorted(
-        [
-            *("GET", "POST", "GET", "GET", "PUT", "DELETE", "PUT", "GET", "POST", "GET", "DELETE", "GET"),
-            *("GET", "PUT", "POST", "DELETE", "GET"),  # /models/{modelId}/schedule and .../status
-            *("GET", "GET"),  # /usage and /usage/me
-        ]
-    )
+    """API Gateway has exactly the admin handler's routes (names.ADMIN_ROUTES), each method behind
+    the authorizer."""
+    resources = _resources(core, "AWS::ApiGateway::Resource")
+
+    def path(resource_id: str) -> str:
+        properties = resources[resource_id]["Properties"]
+        parent = properties["ParentId"]
+        prefix = path(parent["Ref"]) if "Ref" in parent else ""
+        return f"{prefix}/{properties['PathPart']}"
+
+    routes: dict[str, set[str]] = {}
+    for method in _resources(core, "AWS::ApiGateway::Method").values():
+        properties = method["Properties"]
+        assert properties["AuthorizationType"] == "CUSTOM"
+        routes.setdefault(path(properties["ResourceId"]["Ref"]), set()).add(properties["HttpMethod"])
+    assert routes == {route: set(methods) for route, methods in ADMIN_ROUTES.items()}
 
 
 def test_stage_logging_throttling_tracing(core: Template, synthesized: Synthesized) -> None:
