@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from lisa_client.cli import main
@@ -51,3 +53,20 @@ class Lisa:
 @pytest.fixture
 def lisa(local: LocalMode, monkeypatch: pytest.MonkeyPatch) -> Lisa:
     return Lisa(local, monkeypatch)
+
+
+def external(model_id: str, **overrides: Any) -> dict[str, Any]:
+    """A third-party model on a loopback URL: reaches InService without hosting anything."""
+    return {
+        "modelId": model_id,
+        "modelName": "openai/gpt-4o-mini",
+        "modelType": "textgen",
+        "modelUrl": "http://127.0.0.1:9/v1",
+        "modelDescription": "cli test",
+        **overrides,
+    }
+
+
+def write(path: Path, data: Any) -> str:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)

@@ -7,7 +7,6 @@ import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -19,29 +18,12 @@ from lisa_client.connection import from_local
 from lisa_client.install_launcher import write_launcher
 from lisa_domain.schema import CreateModelRequest, ModelStatus
 from local_mode.demo import self_hosted_model
-from tests.cli.conftest import Lisa
+from tests.cli.conftest import Lisa, external, write
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 KEY_ENV = "LISA_CLI_TEST_KEY"
-
-
-def external(model_id: str, **overrides: Any) -> dict[str, Any]:
-    """A third-party model on a loopback URL: reaches InService without hosting anything."""
-    return {
-        "modelId": model_id,
-        "modelName": "openai/gpt-4o-mini",
-        "modelType": "textgen",
-        "modelUrl": "http://127.0.0.1:9/v1",
-        "modelDescription": "cli test",
-        **overrides,
-    }
-
-
-def write(path: Path, data: Any) -> str:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return str(path)
 
 
 def model_ids(lisa: Lisa) -> set[str]:

@@ -10,8 +10,7 @@ import pytest
 
 from lisa_client import LisaClient
 from lisa_client.connection import from_local
-from tests.cli.conftest import Lisa
-from tests.cli.test_cli_local import external, write
+from tests.cli.conftest import Lisa, external, write
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
