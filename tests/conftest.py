@@ -44,6 +44,7 @@ def resources(aws: None, monkeypatch: pytest.MonkeyPatch) -> LocalResources:
     created = create_resources("lisa-test")
     monkeypatch.setenv("MODELS_TABLE_NAME", created.models_table)
     monkeypatch.setenv("TOKENS_TABLE_NAME", created.tokens_table)
+    monkeypatch.setenv("USAGE_TABLE_NAME", created.usage_table)
     monkeypatch.setenv("MANAGEMENT_KEY_SECRET_ARN", created.management_key_secret_arn)
     monkeypatch.setenv("ADMIN_GROUP", ADMIN_GROUP)
     monkeypatch.setenv("MODEL_SECRET_PREFIX", "lisa/test/models/")

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from lisa_contracts.limits import RateLimit, UsageLimits
 from lisa_domain.auth import MANAGEMENT_USER, Principal
 from lisa_domain.errors import Forbidden, NotFound, ValidationFailed
 from lisa_domain.tokens import TOKEN_ID_PATTERN, TokenPage, TokenRecord, TokenStore
@@ -52,6 +53,8 @@ GroupName = Annotated[str, StringConstraints(pattern=GROUP_PATTERN)]
 class TokenSettings:
     api_group: str | None
     max_lifetime_days: int
+    #: The deployment's rate limits: a token's own ``rateLimit`` may not exceed its user's.
+    usage_limits: UsageLimits = field(default_factory=UsageLimits)
 
     @property
     def max_lifetime_seconds(self) -> int:
@@ -60,7 +63,11 @@ class TokenSettings:
     @classmethod
     def from_settings(cls, config: AdminApiSettings) -> TokenSettings:
         """``API_GROUP`` (unset: only admins create tokens) and ``TOKEN_MAX_LIFETIME_DAYS``."""
-        return cls(api_group=config.api_group, max_lifetime_days=config.token_max_lifetime_days)
+        return cls(
+            api_group=config.api_group,
+            max_lifetime_days=config.token_max_lifetime_days,
+            usage_limits=UsageLimits.from_json(config.usage_limits),
+        )
 
 
 # ---- request and response shapes ---------------------------------------------------------------
@@ -82,6 +89,16 @@ class CreateTokenRequest(BaseModel):
         description="Unix seconds; in the future and at most TOKEN_MAX_LIFETIME_DAYS days from now "
         "(default: that maximum)",
     )
+    rateLimit: RateLimit | None = Field(
+        default=None,
+        description="The token's own requests and tokens per minute, on top of its user's; not above the "
+        "limit of the token's user and groups (docs/usage.md)",
+    )
+    monthlyTokenBudget: int | None = Field(
+        default=None,
+        ge=0,
+        description="The token's own monthly token budget, on top of its user's and groups'",
+    )
 
     @field_validator("groups")
     @classmethod
@@ -99,6 +116,8 @@ class TokenResponse(BaseModel):
     createdAt: int = Field(description="Unix seconds")
     createdBy: str
     tokenExpiration: int | None = Field(description="Unix seconds")
+    rateLimit: RateLimit | None = None
+    monthlyTokenBudget: int | None = None
     expired: bool
 
 
@@ -156,18 +175,33 @@ class TokenService:
             if extra:
                 raise Forbidden(f"groups: you may only grant groups you belong to (not: {', '.join(extra)})")
         expiration = self._expiration(request.tokenExpiration, at)
+        self._check_rate_limit(request.rateLimit, username, groups)
         value, record = self.store.create(
             username=username,
             groups=groups,
             name=request.name,
             expiration=expiration,
             created_by=principal.username,
+            rate_limit=request.rateLimit,
+            monthly_token_budget=request.monthlyTokenBudget,
         )
         logger.info(
             "api token created",
             extra={"token_id": record.tokenId, "token_user": username, "expires": expiration},
         )
         return value, record
+
+    def _check_rate_limit(self, requested: RateLimit | None, username: str, groups: list[str]) -> None:
+        """A token's ``rateLimit`` may not exceed the one its user and groups have (when they have one)."""
+        if requested is None:
+            return
+        ceiling = self.config.usage_limits.rate_limit(username, tuple(groups))
+        above = requested.within(ceiling)
+        if above is not None and ceiling is not None:
+            most = getattr(ceiling, above)
+            raise ValidationFailed(
+                f"rateLimit.{above}: at most {most}, the limit of the token's user and groups"
+            )
 
     def _expiration(self, requested: int | None, at: int) -> int:
         latest = at + self.config.max_lifetime_seconds

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import boto3
 from botocore.exceptions import ClientError
 
+from lisa_contracts.limits import TokenLimits
 from lisa_contracts.settings import IdentitySettings
 from lisa_domain.errors import Unauthorized
 from lisa_domain.tokens import TokenStore
@@ -47,6 +48,8 @@ class Principal:
     #: When the credential stops working (Unix seconds; ``None``: never, or not known): an API
     #: token's ``tokenExpiration``. Callers that keep a principal must not keep it past this.
     expires_at: int | None = None
+    #: An API token's own rate limit and budget (``None``: a token without any, or not a token).
+    token_limits: TokenLimits | None = None
 
     def can_use(self, allowed_groups: list[str]) -> bool:
         """Whether a model open to ``allowed_groups`` (empty = everyone) is visible to this caller."""
@@ -230,10 +233,14 @@ JwtVerifier = Callable[[str], "Principal | None"]
 
 
 def token_principal(
-    username: str, groups: tuple[str, ...], expiration: int | None, admin_group: str
+    username: str,
+    groups: tuple[str, ...],
+    expiration: int | None,
+    admin_group: str,
+    limits: TokenLimits | None = None,
 ) -> Principal:
     """The caller an API token stands for (its expiry included; whether it has passed is the caller's check)."""
-    return Principal(username, groups, admin_group in groups, "api-token", expiration)
+    return Principal(username, groups, admin_group in groups, "api-token", expiration, limits)
 
 
 class Authenticator:

@@ -34,6 +34,7 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
+from lisa_contracts.limits import RateLimit, TokenLimits
 from lisa_contracts.names import TOKENS_BY_TOKEN_ID, TOKENS_BY_USERNAME
 from lisa_domain.dynamo import from_item, to_item
 from lisa_domain.errors import TRANSIENT_AWS_ERROR_CODES, Conflict, Unavailable, ValidationFailed
@@ -57,8 +58,17 @@ CURSOR_FIELD = "tokenId"
 VERSION_KEY = "#version"
 #: How many of the latest changes the version item lists (a replica further behind reloads everything).
 RECENT_CHANGES = 64
-#: The attributes a serve replica reads of each token (``tokenId`` only to name a malformed item).
-FOLLOWED_ATTRIBUTES = ("tokenHash", "tokenId", "username", "groups", "tokenExpiration")
+#: The attributes a serve replica reads of each token (``tokenId``: a token's own limits are keyed by it,
+#: and it names a malformed item).
+FOLLOWED_ATTRIBUTES = (
+    "tokenHash",
+    "tokenId",
+    "username",
+    "groups",
+    "tokenExpiration",
+    "rateLimit",
+    "monthlyTokenBudget",
+)
 
 
 def hash_token(value: str) -> str:
@@ -80,6 +90,8 @@ class TokenRecord(BaseModel):
     createdAt: int
     createdBy: str = ""
     tokenExpiration: int | None = Field(default=None, description="Unix seconds; none = never expires")
+    rateLimit: RateLimit | None = Field(default=None, description="The token's own limit (docs/usage.md)")
+    monthlyTokenBudget: int | None = Field(default=None, description="The token's own monthly budget")
 
     def expired(self, at: float | None = None) -> bool:
         return expired(self.tokenExpiration, time.time() if at is None else at)
@@ -99,6 +111,8 @@ class FollowedToken:
     username: str
     groups: tuple[str, ...]
     expires_at: int | None  # Unix seconds
+    #: The token's own rate limit and budget (``None`` for most tokens: they have none).
+    limits: TokenLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,8 @@ class TokenStore:
         name: str = "",
         expiration: int | None = None,
         created_by: str = "",
+        rate_limit: RateLimit | None = None,
+        monthly_token_budget: int | None = None,
     ) -> tuple[str, TokenRecord]:
         """Store a new token; returns its value (to show once) and the stored record."""
         value = new_token_value()
@@ -154,8 +170,11 @@ class TokenStore:
             createdAt=int(time.time()),
             createdBy=created_by,
             tokenExpiration=expiration,
+            rateLimit=rate_limit,
+            monthlyTokenBudget=monthly_token_budget,
         )
-        item = record.model_dump(mode="json") | {"tokenHash": record.tokenHash}
+        unset = {name for name in ("rateLimit", "monthlyTokenBudget") if getattr(record, name) is None}
+        item = record.model_dump(mode="json", exclude=unset) | {"tokenHash": record.tokenHash}
         put = {
             "Put": {
                 "TableName": self.table_name,
@@ -370,11 +389,27 @@ def _followed(item: dict[str, Any]) -> FollowedToken | None:
         username = item["username"]["S"]
         if not isinstance(username, str) or not all(isinstance(group, str) for group in groups):
             raise TypeError("username or groups")
-        return FollowedToken(token_hash, username, groups, int(expiration["N"]) if expiration else None)
+        return FollowedToken(
+            token_hash, username, groups, int(expiration["N"]) if expiration else None, _limits(item)
+        )
     except (KeyError, TypeError, ValueError) as error:
         token_id = item.get("tokenId", {}).get("S", "?")
         logger.error("token %s skipped: malformed item (%s)", token_id, type(error).__name__)
         return None
+
+
+def _limits(item: dict[str, Any]) -> TokenLimits | None:
+    """A token's own limits from its item (``None`` when it has none)."""
+    rate = item.get("rateLimit", {}).get("M")
+    budget = item.get("monthlyTokenBudget", {}).get("N")
+    if rate is None and budget is None:
+        return None
+    rate_limit = (
+        RateLimit(**{name: int(value["N"]) for name, value in rate.items() if "N" in value})
+        if rate is not None
+        else None
+    )
+    return TokenLimits(item["tokenId"]["S"], rate_limit, int(budget) if budget is not None else None)
 
 
 def _cancellation_reasons(error: ClientError) -> list[str]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from starlette.responses import Response
 
-from lisa_contracts.limits import RateLimit, UsageLimits
+from lisa_contracts.limits import RateLimit, UsageLimits, budget_key
 from lisa_domain.auth import Principal
 from lisa_domain.usage import UsageStore, month_of
 from serve.errors import ServeError
@@ -218,10 +218,9 @@ class BudgetGuard:
 
 @dataclass(frozen=True)
 class Admission:
-    """What a request was admitted under: the limit's caller key, its budgets and the headers."""
+    """What a request was admitted under: its rate limits (by caller key), its budgets, the headers."""
 
-    caller: str
-    limit: RateLimit | None
+    limits: tuple[tuple[str, RateLimit], ...]  # (caller key, limit)
     budgets: tuple[str, ...]
     headers: dict[str, str]
 
@@ -235,17 +234,27 @@ class UsageGate:
         self.budgets = budgets
 
     async def admit(self, principal: Principal) -> Admission:
-        """Raise ``LimitExceeded`` (budget first: it is the longer wait) or admit the request."""
+        """Raise ``LimitExceeded`` (budget first: it is the longer wait) or admit the request. An API
+        token's own limits apply on top of its user's (the headers are the token's then)."""
         budgets = self._limits.budgets(principal.username, principal.groups)
+        token = principal.token_limits
+        if token is not None and token.monthly_token_budget is not None:
+            budgets[budget_key("token", token.token_id)] = token.monthly_token_budget
         await self.budgets.check(budgets)
-        limit = self._limits.rate_limit(principal.username, principal.groups)
-        caller = f"user#{principal.username}"
-        headers = await self._limiter.admit(caller, limit) if limit is not None else {}
-        return Admission(caller, limit, tuple(budgets), headers)
+        limits: list[tuple[str, RateLimit]] = []
+        user_limit = self._limits.rate_limit(principal.username, principal.groups)
+        if user_limit is not None:
+            limits.append((f"user#{principal.username}", user_limit))
+        if token is not None and token.rate_limit is not None:
+            limits.append((f"token#{token.token_id}", token.rate_limit))
+        headers: dict[str, str] = {}
+        for caller, limit in limits:
+            headers |= await self._limiter.admit(caller, limit)
+        return Admission(tuple(limits), tuple(budgets), headers)
 
     def spent(self, admission: Admission, tokens: int) -> None:
-        if admission.limit is not None:
-            self._limiter.spend_tokens(admission.caller, admission.limit, tokens)
+        for caller, limit in admission.limits:
+            self._limiter.spend_tokens(caller, limit, tokens)
 
     async def stop(self) -> None:
         await self._limiter.give_back()

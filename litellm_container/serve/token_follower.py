@@ -137,4 +137,4 @@ class TokenFollower:
     def _principal(self, token: FollowedToken) -> Principal:
         # Tokens mostly share a few group lists: keep one tuple of each (memory at 100,000 tokens).
         groups = self._groups.setdefault(token.groups, token.groups)
-        return token_principal(token.username, groups, token.expires_at, self._admin_group)
+        return token_principal(token.username, groups, token.expires_at, self._admin_group, token.limits)

@@ -15,6 +15,7 @@ import boto3
 import httpx
 import pytest
 
+from lisa_contracts.limits import RateLimit
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
 from lisa_domain.tokens import TokenStore
@@ -201,3 +202,28 @@ def test_metrics_are_printed_as_cloudwatch_emf() -> None:
 class _NoWrites:
     def transact_write_items(self, **_: object) -> None:
         return None
+
+
+def test_an_api_tokens_own_rate_limit_and_budget_apply_on_top_of_its_users(metered: ServeEnv) -> None:
+    limited, _ = metered.tokens.create(username="alice", groups=["team-a"], rate_limit=RateLimit(rpm=2))
+    budgeted, _ = metered.tokens.create(username="alice", groups=["team-a"], monthly_token_budget=1)
+    metered.wait_for_tokens()
+
+    def chat(token: str) -> httpx.Response:
+        return httpx.post(
+            f"{metered.base_url}/chat/completions",
+            json={"model": "chat", **CHAT},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=20,
+        )
+
+    answers = [chat(limited) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[0].headers["x-ratelimit-limit-requests"] == "2"
+    assert answers[2].json()["error"]["code"] == "rate_limit_exceeded"
+    assert chat(budgeted).status_code == 200  # within the budget (0 of 1 spent) it is never refused
+    refused = chat(budgeted)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exceeded"
+    assert "token" in refused.json()["error"]["message"]
+    # alice's other credentials are not limited by the tokens' own limits
+    assert post(metered, "chat/completions", "alice", {"model": "chat", **CHAT}).status_code == 200

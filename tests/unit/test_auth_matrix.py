@@ -139,6 +139,11 @@ MATRIX: list[Row] = [
                          (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
     Row("admin", "DELETE", "/api-tokens/{other_token}", None,
                          (401,  401,  401,  401,  401,  401,  401,  404,  404,  200,  200,  200)),
+    # Usage: everyone's for admins, one's own for anyone signed in.
+    Row("admin", "GET", "/usage", None,
+                         (401,  401,  401,  401,  401,  401,  401,  403,  403,  200,  200,  200)),
+    Row("admin", "GET", "/usage/me", None,
+                         (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  200)),
     Row("serve", "GET", "/v2/serve/models", None,
                          (401,  401,  401,  401,  401,  401,  401,  200,  200,  200,  200,  401)),
     Row("serve", "GET", "/v2/serve/models/chat-open", None,

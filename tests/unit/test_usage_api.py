@@ -105,7 +105,45 @@ def test_bad_parameters_are_refused_naming_them(usage: UsageStore, query: dict[s
     assert status in (400, 422) and field in body["message"]
 
 
-def test_without_a_usage_table_the_routes_say_so(resources: LocalResources) -> None:
+def test_without_a_usage_table_the_routes_say_so(
+    resources: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("USAGE_TABLE_NAME")
     handler.reset()
     status, body = call("/usage/me", principal=USER_A)
     assert status == 400 and "no usage table" in body["message"]
+
+
+def _create_token(body: dict[str, Any]) -> tuple[int, Any]:
+    event = rest_event("POST", "/api-tokens", body=body, principal=ADMIN)
+    response = handler.lambda_handler(event, FakeContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_tokens_own_rate_limit_may_not_exceed_its_users(
+    resources: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "LISA_USAGE_LIMITS",
+        '{"rateLimit": {"rpm": 60}, "groups": {"team-a": {"rateLimit": {"rpm": 100, "tpm": 1000}}}}',
+    )
+    handler.reset()
+    tokens_before = boto3.client("dynamodb").scan(TableName=resources.tokens_table)["Count"]
+    status, body = _create_token({"username": "bob", "groups": ["team-b"], "rateLimit": {"rpm": 61}})
+    assert status == 400 and "rateLimit.rpm: at most 60" in body["message"]
+    status, body = _create_token({"username": "bob", "groups": ["team-a"], "rateLimit": {"rpm": 100}})
+    assert status == 400 and "rateLimit.tpm: at most 1000" in body["message"]  # no tpm: unlimited
+    assert boto3.client("dynamodb").scan(TableName=resources.tokens_table)["Count"] == tokens_before
+    status, body = _create_token(
+        {
+            "username": "bob",
+            "groups": ["team-a"],
+            "rateLimit": {"rpm": 100, "tpm": 500},
+            "monthlyTokenBudget": 9,
+        }
+    )
+    assert status == 201
+    assert body["rateLimit"] == {"rpm": 100, "tpm": 500} and body["monthlyTokenBudget"] == 9
+    status, body = _create_token({"username": "bob", "rateLimit": {"rpm": 0}})
+    assert status == 422 and "rateLimit.rpm" in body["message"]
+    handler.reset()
