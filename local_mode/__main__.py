@@ -6,6 +6,7 @@ Options come from flags or the environment (flags win):
 | --- | --- | --- |
 | ``--admin-port`` | ``LISA_LOCAL_ADMIN_PORT`` | 8780 (a free port when taken; 0 = any) |
 | ``--serve-port`` | ``LISA_LOCAL_SERVE_PORT`` | 8781 (same rule) |
+| ``--console-port`` | ``LISA_LOCAL_CONSOLE_PORT`` | 8782 (same rule) |
 | ``--state-file`` | ``LISA_LOCAL_STATE_FILE`` | ``.lisa/local.json`` |
 | ``--no-demo`` | ``LISA_LOCAL_DEMO=0`` | the two demo models are created |
 
@@ -43,6 +44,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m local_mode", description=__doc__.splitlines()[0])
     parser.add_argument("--admin-port", type=int, default=int(env.get("LISA_LOCAL_ADMIN_PORT", "8780")))
     parser.add_argument("--serve-port", type=int, default=int(env.get("LISA_LOCAL_SERVE_PORT", "8781")))
+    parser.add_argument("--console-port", type=int, default=int(env.get("LISA_LOCAL_CONSOLE_PORT", "8782")))
     parser.add_argument(
         "--state-file",
         type=Path,
@@ -56,6 +58,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     return Options(
         admin_port=args.admin_port,
         serve_port=args.serve_port,
+        console_port=args.console_port,
         state_file=state_file,
         run_dir=state_file.parent,
         demo=not args.no_demo,

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lisa_contracts.names import ADMIN_ROUTES
+from lisa_domain.cors import cors_headers, request_origin
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,9 @@ class ApiGatewayAdapter:
         region: str = "us-east-1",
         function_name: str = "lisa-admin-api",
         authorizer_name: str = "lisa-authorizer",
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
+        self.cors_origins = cors_origins
         self._handler = handler
         self._authorizer = authorizer
         self._routes = [Route.of(template) for template in routes]
@@ -177,6 +180,27 @@ class ApiGatewayAdapter:
         headers: Sequence[tuple[str, str]],
         body: bytes,
         source_ip: str = "127.0.0.1",
+    ) -> Response:
+        """The API's answer; like API Gateway with CORS configured, the gateway answers a preflight
+        ``OPTIONS`` itself and adds the CORS headers to its own answers (401, 403), and the Lambda
+        adds them to its responses (``admin_api.cors``)."""
+        origin = request_origin(dict(headers))
+        if method == "OPTIONS" and self._match(urlsplit(raw_path).path) is not None:
+            cors = cors_headers(origin, self.cors_origins, preflight=True)
+            return Response(HTTPStatus.NO_CONTENT, list(cors.items()), b"")
+        response = self._handle(method, raw_path, headers, body, source_ip)
+        if any(name.lower() == "access-control-allow-origin" for name, _ in response.headers):
+            return response
+        extra = cors_headers(origin, self.cors_origins)
+        return Response(response.status, response.headers + list(extra.items()), response.body)
+
+    def _handle(
+        self,
+        method: str,
+        raw_path: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
     ) -> Response:
         request_id = str(uuid.uuid4())
         split = urlsplit(raw_path)

@@ -11,7 +11,9 @@
 4. the admin API behind the API-Gateway-style adapter (real authorizer, real handler);
 5. the serve app as a subprocess, the container's own entry point;
 6. an admin API token (created through the admin API with the management key), the demo models
-   (through the admin API and the workflows) and ``.lisa/local.json``.
+   (through the admin API and the workflows) and ``.lisa/local.json``;
+7. the console (``local_mode/console_server.py``) on its own port, whose origin is the only one
+   both APIs answer CORS for; its one-time sign-in link is printed and written as ``consoleUrl``.
 
 ``stop()`` undoes all of it and leaves no process behind: model processes and the serve app run
 in their own process groups and are killed as groups; each also gets SIGTERM from the kernel if
@@ -64,6 +66,7 @@ def _ensure_import_roots() -> None:
 class Options:
     admin_port: int = 8780
     serve_port: int = 8781
+    console_port: int = 8782
     state_file: Path = REPO_ROOT / ".lisa" / "local.json"
     run_dir: Path = REPO_ROOT / ".lisa"
     demo: bool = True
@@ -108,6 +111,10 @@ class LocalSystem:
 
     admin_url: str = ""
     serve_url: str = ""
+    console_url: str = ""
+    #: A one-time sign-in link for the console (``.lisa/local.json`` ``consoleUrl``).
+    console_link: str = ""
+    _console: Any = None
     admin_token: str = ""
     admin_group: str = ""
     _models_table: str = ""
@@ -133,11 +140,13 @@ class LocalSystem:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
         os.environ["LISA_LOCAL_RUN_DIR"] = str(self.options.run_dir)
         self._start_emulator()
+        self._start_console()
         self._create_resources()
         self._start_admin_api()
         self._start_cost_control()
         self._start_serve()
         self._create_admin_token()
+        self._configure_console()
         self.say(f"local mode: up in {time.monotonic() - started:.1f} s")
         if self.options.demo:
             self._create_demo_models()
@@ -211,6 +220,7 @@ class LocalSystem:
             # Local demo models listen on loopback over http (admin API modelUrl policy).
             model_url_allow_http=True,
             model_url_allowed_cidrs="127.0.0.0/8,::1/128",
+            cors_origins=self.console_url,
             create_state_machine_arn=workflows.create_state_machine_arn,
             update_state_machine_arn=workflows.update_state_machine_arn,
             delete_state_machine_arn=workflows.delete_state_machine_arn,
@@ -248,7 +258,9 @@ class LocalSystem:
         from authorizer.handler import lambda_handler as authorizer_handler
         from local_mode.apigw import AdminApiServer, ApiGatewayAdapter
 
-        adapter = ApiGatewayAdapter(admin_handler, authorizer_handler, region=REGION)
+        adapter = ApiGatewayAdapter(
+            admin_handler, authorizer_handler, region=REGION, cors_origins=(self.console_url,)
+        )
         server = AdminApiServer(adapter, HOST, port_or_free(self.options.admin_port))
         server.start()
         self._admin = server
@@ -277,6 +289,7 @@ class LocalSystem:
             port=port,
             graceful_shutdown_seconds=3,
             litellm_local_model_cost_map=True,
+            cors_origins=self.console_url,
             workers=1,  # one serve process on a developer machine (deployments: one per task vCPU)
             **serve_settings(),
         )
@@ -339,6 +352,21 @@ class LocalSystem:
             raise StartupError(f"could not create the admin token: {result.status} {result.body}")
         self.admin_token = str(result.body["token"])
 
+    def _start_console(self) -> None:
+        from local_mode.console_server import ConsoleServer
+
+        server = ConsoleServer(HOST, port_or_free(self.options.console_port))
+        server.start()
+        self._console = server
+        self.console_url = server.url
+        self.say(f"local mode: console on {self.console_url}")
+
+    def _configure_console(self) -> None:
+        self._console.config = {"mode": "local", "adminApiUrl": self.admin_url, "serveUrl": self.serve_url}
+        self._console.token = self.admin_token
+        # One-time code in the URL fragment: browsers never send it, so no server can log it.
+        self.console_link = self._console.sign_in_link()
+
     def _create_demo_models(self) -> None:
         from local_mode.demo import DEMO_MODELS
 
@@ -381,7 +409,12 @@ class LocalSystem:
             time.sleep(0.5)
 
     def state(self) -> dict[str, str]:
-        return {"adminApiUrl": self.admin_url, "serveUrl": self.serve_url, "adminToken": self.admin_token}
+        return {
+            "adminApiUrl": self.admin_url,
+            "serveUrl": self.serve_url,
+            "adminToken": self.admin_token,
+            "consoleUrl": self.console_link,
+        }
 
     def _write_state(self) -> None:
         path = self.options.state_file
@@ -400,6 +433,8 @@ class LocalSystem:
         self.say(f"  admin API:   {self.admin_url}")
         self.say(f"  serve API:   {self.serve_url}")
         self.say(f"  admin token: {self.admin_token}")
+        self.say(f"  console:     {self.console_link}")
+        self.say("               (sign-in link, works once; the code after # never reaches a server)")
         self.say()
         self.say(examples(self.admin_url, self.serve_url, self.admin_token, str(self.options.state_file)))
 
@@ -411,6 +446,8 @@ class LocalSystem:
         self._stopped = True
         if self._admin is not None:
             self._admin.stop()
+        if self._console is not None:
+            self._console.stop()
         if "local_mode.hosting" in sys.modules:
             from local_mode.hosting import processes
 

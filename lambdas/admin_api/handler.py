@@ -114,8 +114,11 @@ def _unexpected(error: Exception) -> Response[dict[str, Any]]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     load_routes()
     from admin_api.access import reject_before_routing, too_deep  # loaded with the routes (cold start)
+    from admin_api.cors import with_cors
 
-    response = reject_before_routing(event) or too_deep(event) or app.resolve(event, context)
+    response = with_cors(
+        event, reject_before_routing(event) or too_deep(event) or app.resolve(event, context)
+    )
     status = int(response["statusCode"])
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if status >= 400:

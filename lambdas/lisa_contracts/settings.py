@@ -211,6 +211,11 @@ class AdminApiSettings(LambdaSettings, WorkflowPollSettings, ModelSecretSettings
         "rate limits and monthly token budgets, JSON (a token's `rateLimit` may not exceed its owner's)",
         default="",
     )
+    cors_origins: str = _env(
+        "CORS_ALLOWED_ORIGINS",
+        "comma-separated origins (the console's) whose browsers may call the API (CORS); empty: none",
+        default="",
+    )
     model_url_allowed_cidrs: str = _env(
         "MODEL_URL_ALLOWED_CIDRS",
         "comma-separated CIDRs a `modelUrl` host may resolve into although not public "
@@ -282,6 +287,11 @@ class ServeSettings(ModelsTableSettings, IdentitySettings):
     RUNTIME: ClassVar[str] = "serve app"
 
     host: str = _env("LISA_SERVE_HOST", "listen address", default="127.0.0.1")
+    cors_origins: str = _env(
+        "LISA_SERVE_CORS_ORIGINS",
+        "comma-separated origins (the console's) whose browsers may call the API (CORS); empty: none",
+        default="",
+    )
     port: int = _env("LISA_SERVE_PORT", "listen port (0: any free port)", default=8080, ge=0)
     registry_poll_seconds: float = _env(
         "LISA_SERVE_REGISTRY_POLL_SECONDS", "how often the registry version is read", default=0.25, ge=0.01

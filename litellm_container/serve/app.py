@@ -22,11 +22,13 @@ import boto3
 from botocore.config import Config as BotoConfig
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from lisa_contracts.limits import UsageLimits
 from lisa_domain.auth import Authenticator, JwtVerifier, Principal, jwt_verifier_from_env
+from lisa_domain.cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, parse_origins
 from lisa_domain.cost_control import CostControlStore
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
@@ -197,6 +199,15 @@ def create_app(services: Services) -> FastAPI:
 
     app = FastAPI(title="LISA serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.services = services
+    origins = parse_origins(config.cors_origins)
+    if origins:  # the console's origin only (lisa_domain.cors)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=ALLOWED_METHODS.split(","),
+            allow_headers=ALLOWED_HEADERS.split(","),
+            max_age=int(PREFLIGHT_MAX_AGE),
+        )
 
     async def http_error(_: Request, error: Exception) -> Response:
         status = getattr(error, "status_code", 500)

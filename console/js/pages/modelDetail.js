@@ -1,0 +1,92 @@
+// One model: its status (live), the status history this browser has watched with reasons and
+// durations, the workflow's progress while it changes, its schedule, usage and copy-paste snippets.
+
+import { admin, getConfig } from "../api.js";
+import { session } from "../session.js";
+import { h, fill, formatTime, formatDuration, copyButton, notice } from "../dom.js";
+import { statusBadge, observe, poll, TRANSITIONAL, kindOf } from "../status.js";
+import { actions } from "./models.js";
+import { renderSchedule } from "./schedule.js";
+import { usageChart } from "./usage.js";
+
+const STEPS = {
+  Creating: ["Checking the request", "Creating the model's resources", "Waiting until it answers health checks", "Registering it for serving"],
+  Updating: ["Applying the change", "Waiting until it is healthy again"],
+  Starting: ["Starting instances", "Waiting until it answers health checks"],
+  Stopping: ["Draining requests", "Stopping instances"],
+  Deleting: ["Removing it from serving", "Deleting its resources"],
+};
+
+function progress(model, since) {
+  if (!TRANSITIONAL.has(model.status)) return null;
+  const elapsed = Date.now() - since;
+  return h("section.card.progress", { "aria-label": "Workflow progress" },
+    h("h2", {}, `${model.status}…`),
+    h("progress", { "aria-label": `${model.status} in progress` }),
+    h("p", {}, `Running for ${formatDuration(elapsed)}. The page updates by itself; you can leave it and come back.`),
+    h("ol.steps", {}, STEPS[model.status].map((step) => h("li", {}, step))),
+    model.statusReason ? h("p.muted", {}, model.statusReason) : null);
+}
+
+function historyTable(entries) {
+  const rows = entries.map((entry, i) => {
+    const end = entries[i + 1]?.at ?? Date.now();
+    return h("tr", {}, h("td", {}, statusBadge(entry.status)), h("td", {}, entry.reason || "—"),
+      h("td", {}, new Date(entry.at).toLocaleTimeString()), h("td", {}, `${formatDuration(end - entry.at)}${entries[i + 1] ? "" : " so far"}`));
+  });
+  return h("section.card", {}, h("h2", {}, "Status history"),
+    h("p.hint", {}, "The changes this browser tab has watched."),
+    h("div.table-wrap", {}, h("table", {}, h("thead", {}, h("tr", {}, ["Status", "Reason", "Since", "Duration"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows.reverse()))));
+}
+
+export function snippets(model) {
+  const { serveUrl } = getConfig();
+  const token = "$LISA_TOKEN";
+  const embedding = model.modelType === "embedding";
+  const path = embedding ? "embeddings" : "chat/completions";
+  const payload = embedding ? { model: model.modelId, input: "Hello" } : { model: model.modelId, messages: [{ role: "user", content: "Hello" }] };
+  const curl = `curl ${serveUrl}/${path} \\\n  -H "Authorization: Bearer ${token}" \\\n  -H "Content-Type: application/json" \\\n  -d '${JSON.stringify(payload)}'`;
+  const python = embedding
+    ? `from openai import OpenAI\nimport os\n\nclient = OpenAI(base_url="${serveUrl}", api_key=os.environ["LISA_TOKEN"])\nprint(client.embeddings.create(model="${model.modelId}", input="Hello").data[0].embedding[:5])`
+    : `from openai import OpenAI\nimport os\n\nclient = OpenAI(base_url="${serveUrl}", api_key=os.environ["LISA_TOKEN"])\nreply = client.chat.completions.create(\n    model="${model.modelId}",\n    messages=[{"role": "user", "content": "Hello"}],\n)\nprint(reply.choices[0].message.content)`;
+  return [["curl", curl], ["Python (openai)", python]];
+}
+
+export async function renderModelDetail(main, modelId) {
+  const header = h("div.heading");
+  const body = h("div.detail");
+  const load = async () => {
+    let model;
+    try {
+      model = (await admin("GET", `/models/${encodeURIComponent(modelId)}`, undefined, `read ${modelId}`)).model;
+    } catch (error) {
+      if (error.status === 404) {
+        fill(body, h("p.notice", {}, `${modelId} does not exist (any more).`), h("a", { href: "#/models" }, "Back to the models"));
+        return;
+      }
+      notice(error.message, "error");
+      return;
+    }
+    const entries = observe(model);
+    fill(header, h("h1", {}, model.modelId), statusBadge(model.status), actions(model, load));
+    if (!body.dataset.static) {
+      body.dataset.static = "1";
+      fill(body,
+        h("div.live"),
+        h("section.card", {}, h("h2", {}, "Details"), h("dl.facts", {},
+          [["Name", model.modelName], ["Type", model.modelType], ["Kind", kindOf(model)], ["Hosting", model.hostingType || "—"],
+            ["Instance type", model.instanceType || "—"], ["Streaming", model.streaming ? "yes" : "no"],
+            ["Context window", model.contextWindow ?? "—"], ["Allowed groups", (model.allowedGroups || []).join(", ") || "everyone"],
+            ["Created", formatTime(model.createdAt)]].map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))),
+        session.isAdmin() && kindOf(model) === "self-hosted" ? renderSchedule(modelId) : null,
+        session.isAdmin() ? usageChart({ model: modelId }) : null,
+        h("section.card", {}, h("h2", {}, "Call it"), snippets(model).map(([label, code]) =>
+          h("div.snippet", {}, h("div.snippet-head", {}, h("h3", {}, label), copyButton(() => code)), h("pre", {}, h("code", {}, code))))));
+    }
+    fill(body.querySelector(".live"), progress(model, entries[entries.length - 1].at), historyTable(entries),
+      model.status === "Failed" && model.statusReason ? h("p.notice.error", {}, `Failed: ${model.statusReason}`) : null);
+  };
+  fill(main, header, body);
+  return poll(load, 2000);
+}
