@@ -16,7 +16,13 @@ from typing import Any
 
 import boto3
 
-from lisa_contracts.names import USAGE_TABLE_PARTITION_KEY, USAGE_TABLE_SORT_KEY
+from lisa_contracts.names import (
+    MODELS_TABLE_KEY,
+    TOKEN_INDEXES,
+    TOKENS_TABLE_KEY,
+    USAGE_TABLE_PARTITION_KEY,
+    USAGE_TABLE_SORT_KEY,
+)
 
 #: The ASL files the CDK app deploys (``${StepFunctionArn}`` = the workflow-steps function).
 DEFINITIONS_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "workflow_steps" / "definitions"
@@ -42,8 +48,8 @@ def create_models_table(dynamodb: Any, name: str) -> None:
     dynamodb.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "modelId", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "modelId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": MODELS_TABLE_KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": MODELS_TABLE_KEY, "KeyType": "HASH"}],
     )
 
 
@@ -52,22 +58,17 @@ def create_tokens_table(dynamodb: Any, name: str) -> None:
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
-            {"AttributeName": "tokenHash", "AttributeType": "S"},
-            {"AttributeName": "tokenId", "AttributeType": "S"},
-            {"AttributeName": "username", "AttributeType": "S"},
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in (TOKENS_TABLE_KEY, *TOKEN_INDEXES.values())
         ],
-        KeySchema=[{"AttributeName": "tokenHash", "KeyType": "HASH"}],
+        KeySchema=[{"AttributeName": TOKENS_TABLE_KEY, "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
             {
-                "IndexName": "byTokenId",
-                "KeySchema": [{"AttributeName": "tokenId", "KeyType": "HASH"}],
+                "IndexName": index_name,
+                "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "ALL"},
-            },
-            {
-                "IndexName": "byUsername",
-                "KeySchema": [{"AttributeName": "username", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            },
+            }
+            for index_name, key in TOKEN_INDEXES.items()
         ],
     )
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 # ---- DynamoDB -------------------------------------------------------------------------------------
 MODELS_TABLE_KEY = "modelId"
+#: The models table's version item (``lisa_domain.registry``): never a model id (ids never hold ``#``).
+REGISTRY_VERSION_KEY = "#registry"
 TOKENS_TABLE_KEY = "tokenHash"
+#: The tokens table's version item (``lisa_domain.tokens``): never a token hash (hex digits only).
+TOKENS_VERSION_KEY = "#version"
 TOKENS_TABLE_EXPIRY_ATTRIBUTE = "tokenExpiration"
 TOKENS_BY_TOKEN_ID = "byTokenId"
 TOKENS_BY_USERNAME = "byUsername"

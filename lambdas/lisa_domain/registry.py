@@ -29,6 +29,7 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from lisa_contracts.names import REGISTRY_VERSION_KEY as VERSION_KEY
 from lisa_domain.dynamo import from_item, to_attribute, to_item
 from lisa_domain.errors import (
     TRANSIENT_AWS_ERROR_CODES,
@@ -42,7 +43,6 @@ from lisa_domain.schema import ModelRecord, ModelStatus
 
 logger = logging.getLogger(__name__)
 
-VERSION_KEY = "#registry"
 LITELLM_PARAMS = "litellmParams"
 
 #: Attempts of one registry write when DynamoDB cancels it for a transient reason.

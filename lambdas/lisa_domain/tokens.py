@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field
 
 from lisa_contracts.limits import RateLimit, TokenLimits
 from lisa_contracts.names import TOKENS_BY_TOKEN_ID, TOKENS_BY_USERNAME
+from lisa_contracts.names import TOKENS_VERSION_KEY as VERSION_KEY
 from lisa_domain.dynamo import from_item, to_item
 from lisa_domain.errors import TRANSIENT_AWS_ERROR_CODES, Conflict, Unavailable, ValidationFailed
 from lisa_domain.pagination import decode_token, encode_token
@@ -54,8 +55,6 @@ TOKEN_PREFIX = "lisa_"
 TOKEN_ID_PATTERN = r"^[0-9a-f]{32}$"
 #: The one field of a token-list cursor: the id of the next page's first token (never its hash).
 CURSOR_FIELD = "tokenId"
-#: The version item's key (see the module docstring); never a token's hash.
-VERSION_KEY = "#version"
 #: How many of the latest changes the version item lists (a replica further behind reloads everything).
 RECENT_CHANGES = 64
 #: The attributes a serve replica reads of each token (``tokenId``: a token's own limits are keyed by it,

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
-from lisa_contracts.names import ADMIN_ROUTES
+from lisa_contracts.names import ADMIN_ROUTES, TOKEN_INDEXES, TOKENS_TABLE_KEY
 from lisa_stacks.application import Synthesized
 
 
@@ -43,21 +43,13 @@ def test_tokens_table_indexes(core: Template) -> None:
     core.has_resource_properties(
         "AWS::DynamoDB::Table",
         {
-            "KeySchema": [{"AttributeName": "tokenHash", "KeyType": "HASH"}],
+            "KeySchema": [{"AttributeName": TOKENS_TABLE_KEY, "KeyType": "HASH"}],
             "GlobalSecondaryIndexes": Match.array_with(
                 [
                     Match.object_like(
-                        {
-                            "IndexName": "byTokenId",
-                            "KeySchema": [{"AttributeName": "tokenId", "KeyType": "HASH"}],
-                        }
-                    ),
-                    Match.object_like(
-                        {
-                            "IndexName": "byUsername",
-                            "KeySchema": [{"AttributeName": "username", "KeyType": "HASH"}],
-                        }
-                    ),
+                        {"IndexName": index, "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}]}
+                    )
+                    for index, key in TOKEN_INDEXES.items()
                 ]
             ),
         },

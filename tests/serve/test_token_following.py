@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from admin_api.tokens import CreateTokenRequest, TokenService, TokenSettings
+from lisa_contracts.names import TOKENS_TABLE_KEY, TOKENS_VERSION_KEY
 from lisa_domain.auth import Authenticator, Principal
 from lisa_domain.errors import Unavailable
-from lisa_domain.tokens import RECENT_CHANGES, VERSION_KEY, TokenStore, hash_token
+from lisa_domain.tokens import RECENT_CHANGES, TokenStore, hash_token
 from local_mode.resources import create_resources
 from serve.app import Services, build_services, create_app
 from serve.auth import ServeAuthenticator
@@ -228,7 +229,7 @@ def test_a_resync_picks_up_a_deletion_made_outside_lisa(table: TokenStore) -> No
     _, record = table.create(username="ttl", groups=[])
     follower = TokenFollower(table, ADMIN_GROUP, poll_seconds=1, resync_seconds=3600)
     follower.refresh()
-    table._client.delete_item(TableName=table.table_name, Key={"tokenHash": {"S": record.tokenHash}})
+    table._client.delete_item(TableName=table.table_name, Key={TOKENS_TABLE_KEY: {"S": record.tokenHash}})
     follower.refresh()
     assert follower.lookup(record.tokenHash) is not None  # no version change: not seen yet
     follower._loaded_at -= 3600
@@ -284,5 +285,5 @@ def test_the_version_item_is_no_token_to_listings_or_lookups(table: TokenStore) 
     table.create(username="a", groups=[])
     page = table.list_all(10)
     assert [record.username for record in page.tokens] == ["a"] and page.next_token is None
-    assert table.find(VERSION_KEY) is None  # a value is hashed: it never names the version item
+    assert table.find(TOKENS_VERSION_KEY) is None  # a value is hashed: it never names the version item
     assert all(not token.token_hash.startswith("#") for token in table.all_tokens())

@@ -18,7 +18,8 @@ import pytest
 
 from admin_api import handler as admin_handler
 from authorizer import handler as authorizer_handler
-from lisa_domain.tokens import VERSION_KEY, TokenStore
+from lisa_contracts.names import TOKENS_TABLE_KEY, TOKENS_VERSION_KEY
+from lisa_domain.tokens import TokenStore
 from local_mode.apigw import ApiGatewayAdapter
 from local_mode.resources import LocalResources
 from tests.conftest import ADMIN_GROUP
@@ -139,4 +140,4 @@ def tokens_table_items(resources: LocalResources) -> list[dict[str, Any]]:
     """The stored tokens (the table's ``#version`` item, which serve replicas follow, left out)."""
     client = boto3.client("dynamodb")
     items = client.scan(TableName=resources.tokens_table, ConsistentRead=True)["Items"]
-    return [item for item in items if item["tokenHash"]["S"] != VERSION_KEY]
+    return [item for item in items if item[TOKENS_TABLE_KEY]["S"] != TOKENS_VERSION_KEY]

@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from admin_api import handler
+from lisa_contracts.names import MODELS_TABLE_KEY, REGISTRY_VERSION_KEY
 from lisa_domain.auth import Principal
 from lisa_domain.errors import Forbidden, NotFound
 from lisa_domain.registry import ModelRegistry, now
@@ -298,7 +299,7 @@ def test_failed_workflow_start_undoes_the_create(
 
     assert status == 502
     assert "create workflow" in answer["message"] and "nothing was created" in answer["message"]
-    assert [item["modelId"]["S"] for item in table_items(resources)] == ["#registry"]
+    assert [item[MODELS_TABLE_KEY]["S"] for item in table_items(resources)] == [REGISTRY_VERSION_KEY]
     assert model_secrets() == []
     assert workflows.count() == 0
     # The id is free again once the workflow can start.
