@@ -1,7 +1,11 @@
 """The one model schema: request bodies, the stored record and responses (LISA-compatible camelCase).
 
 Every layer (admin API, workflow steps, serve app) validates and reads models through these classes.
-Stricter than LISA where LISA is weak: see ``LISA-PAYLOADS.md``.
+A body LISA's clients send is accepted as it is (``hostingType``, ``contextWindow``, ``null``
+fields, ``modelUrl: ""``; examples in ``tests/support/lisa_payloads.py``). Where LISA accepts what
+it later fails on, this schema refuses it up front and names the field: unknown fields (LISA ignores
+them), model ids outside letters, digits, ``-``, ``.`` and ``_`` (1-128 characters), hosting fields
+that do not fit the ``hostingType``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pydantic import (
 
 from lisa_domain.instance_types import is_instance_type
 from lisa_domain.schedule import SchedulingConfig
+from lisa_domain.vllm_flags import vllm_flags
 
 #: Letters of either case, digits, '-', '.', '_' (LISA's ids keep working; no other characters, so
 #: two ids never collide once AWS resource names are derived from them: see ``resource_name``).
@@ -362,6 +367,13 @@ class CreateModelRequest(ModelDefinition):
     def _api_key(self) -> CreateModelRequest:
         if self.apiKey is not None and self.self_hosted:
             raise ValueError("apiKey is only for external provider models, not self-hosted ones")
+        return self
+
+    @model_validator(mode="after")
+    def _vllm_settings(self) -> CreateModelRequest:
+        """The vLLM variables must make valid flags (``lisa_domain.vllm_flags``; raises naming them)."""
+        if self.inferenceContainer == InferenceContainer.VLLM and self.containerConfig is not None:
+            vllm_flags(self.containerConfig.environment, 0)
         return self
 
     def definition(self) -> ModelDefinition:

@@ -1,4 +1,4 @@
-"""The example bodies of LISA-PAYLOADS.md, accepted unchanged by the admin API (shared by the tiers)."""
+"""Model bodies as LISA's clients send them, accepted unchanged by the admin API (shared by the tiers)."""
 
 from __future__ import annotations
 
