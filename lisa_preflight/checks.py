@@ -33,7 +33,8 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        """No blocking finding (a type offered in only some zones is reported, not failed)."""
+        return not any(finding.blocking for finding in self.findings)
 
 
 class BedrockAccess(Protocol):

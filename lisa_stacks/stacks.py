@@ -77,6 +77,8 @@ class CoreStack(cdk.Stack):
             handler="admin_api.handler.lambda_handler",
             description=f"LISA {config.prefix}: admin API",
             settings=AdminApiSettings,
+            wildcard_reason="EC2 Describe* and Service Quotas reads (the capacity checks of model "
+            "creates, starts and dry runs) do not support resource-level permissions.",
             environment={
                 "models_table": self.data.models_table.table_name,
                 "tokens_table": self.data.tokens_table.table_name,
@@ -91,6 +93,7 @@ class CoreStack(cdk.Stack):
                 "token_max_lifetime_days": config.tokens.maxLifetimeDays,
                 "model_url_allow_http": config.modelUrlPolicy.allowHttp,
                 "model_url_allowed_cidrs": ",".join(config.modelUrlPolicy.allowedCidrs),
+                "model_subnet_ids": cdk.Fn.join(",", self.network.private_subnets.subnet_ids),
                 "usage_table": self.usage.table.table_name,
                 **usage_limits_env(config),
             },
@@ -100,6 +103,20 @@ class CoreStack(cdk.Stack):
         self.data.grant_tokens(self.admin_function.role, write=True)
         for machine in machines.values():
             machine.grant_start_execution(self.admin_function.role)
+        self.admin_function.role.add_to_policy(
+            cdk.aws_iam.PolicyStatement(
+                # The capacity checks of creates, starts and dry runs (lisa_domain/capacity.py).
+                actions=[
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeInstanceTypeOfferings",
+                    "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeInstances",
+                    "servicequotas:GetServiceQuota",
+                    "servicequotas:GetAWSDefaultServiceQuota",
+                ],
+                resources=["*"],
+            )
+        )
         self.admin_function.role.add_to_policy(
             cdk.aws_iam.PolicyStatement(
                 # TagResource: CreateSecret with Tags needs it too.

@@ -27,9 +27,10 @@ from pydantic import ValidationError
 
 from admin_api.model_url import ModelUrlPolicy
 from lisa_domain.auth import Principal
+from lisa_domain.capacity import SubnetCapacity
 from lisa_domain.context_window import context_window_of
 from lisa_domain.errors import Conflict, DependencyFailed, Forbidden, NotFound, ValidationFailed
-from lisa_domain.lifecycle import TRANSITIONS, Action, update_action
+from lisa_domain.lifecycle import TRANSITIONS, Action, Transition, update_action
 from lisa_domain.registry import ModelRegistry, Page, now
 from lisa_domain.schema import (
     MARKED_FOR_DELETION,
@@ -91,6 +92,8 @@ class ModelService:
     secrets: ModelSecrets
     workflows: WorkflowStarter
     url_policy: ModelUrlPolicy = field(default_factory=ModelUrlPolicy)
+    #: Instance type offerings and vCPU quota in the model subnets (None: not checked, local mode).
+    capacity: SubnetCapacity | None = None
 
     # ---- create ------------------------------------------------------------------------------
     def create(self, principal: Principal, request: CreateModelRequest) -> ModelRecord:
@@ -99,29 +102,10 @@ class ModelService:
         Order: secret (if any) → record (conditional) → workflow. A failure at any step undoes the
         earlier ones, so a failed request leaves nothing behind.
         """
-        _require_admin(principal, "create models")
+        self._check_create(principal, request)
         model_id = request.modelId
-        if request.modelUrl and not request.self_hosted:
-            self.url_policy.check(request.modelUrl)
-        if request.containerConfig is not None:
-            self._check_secret_arns(request.containerConfig.secrets, "containerConfig.secrets")
-        # Fast, non-authoritative check (the conditional write below is the real one): answers 409
-        # before touching Secrets Manager for the common case of a duplicate id.
-        if self._exists(model_id):
-            raise Conflict(f"model '{model_id}' already exists")
-
         secret_arn = self._store_secret(model_id, request.apiKey) if request.apiKey is not None else None
-        timestamp = now()
-        record = ModelRecord.model_validate(
-            {
-                **request.definition().model_dump(),
-                "contextWindow": request.contextWindow or context_window_of(request),
-                "status": TRANSITIONS[Action.CREATE].transient,
-                "createdAt": timestamp,
-                "updatedAt": timestamp,
-                "apiKeySecretArn": secret_arn,
-            }
-        )
+        record = self._new_record(request, secret_arn)
         try:
             self.registry.create(record)
         except Exception as error:
@@ -142,6 +126,63 @@ class ModelService:
             ) from error
         logger.info("model creation started", extra={"model_id": model_id})
         return record
+
+    def plan_create(self, principal: Principal, request: CreateModelRequest) -> dict[str, Any]:
+        """``POST /models?dryRun=true``: every check ``create`` makes; nothing written or started."""
+        self._check_create(principal, request)
+        record = self._new_record(request, None)
+        return {
+            "dryRun": True,
+            "model": record.model_dump(mode="json"),
+            "wouldCreate": {
+                "record": f"model '{record.modelId}' in {record.status.value}",
+                "secret": request.apiKey is not None,
+                "workflow": Workflow.CREATE.value,
+                "infrastructure": record.self_hosted,
+            },
+        }
+
+    def _check_create(self, principal: Principal, request: CreateModelRequest) -> None:
+        """Everything a create is refused for, before anything is written."""
+        _require_admin(principal, "create models")
+        if request.modelUrl and not request.self_hosted:
+            self.url_policy.check(request.modelUrl)
+        if request.containerConfig is not None:
+            self._check_secret_arns(request.containerConfig.secrets, "containerConfig.secrets")
+        # Fast, non-authoritative check (the conditional write is the real one): answers 409
+        # before touching Secrets Manager for the common case of a duplicate id.
+        if self._exists(request.modelId):
+            raise Conflict(f"model '{request.modelId}' already exists")
+        if request.self_hosted and request.instanceType and request.autoScalingConfig:
+            self._check_capacity(request.instanceType, request.autoScalingConfig.maxCapacity)
+
+    def _check_capacity(
+        self, instance_type: str, max_capacity: int, capacity_field: str = "autoScalingConfig.maxCapacity"
+    ) -> None:
+        """The instance type is offered in the model subnets' zones and the vCPU quota holds the
+        autoscaling maximum (``lisa_domain.capacity``); skipped without model subnets (local mode)."""
+        if self.capacity is None:
+            return
+        try:
+            findings = self.capacity.check(instance_type, max_capacity, capacity_field)
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyFailed(f"could not check the capacity for {instance_type}: {error}") from error
+        blocking = [finding for finding in findings if finding.blocking]
+        if blocking:
+            raise ValidationFailed("; ".join(str(finding) for finding in blocking))
+
+    def _new_record(self, request: CreateModelRequest, secret_arn: str | None) -> ModelRecord:
+        timestamp = now()
+        return ModelRecord.model_validate(
+            {
+                **request.definition().model_dump(),
+                "contextWindow": request.contextWindow or context_window_of(request),
+                "status": TRANSITIONS[Action.CREATE].transient,
+                "createdAt": timestamp,
+                "updatedAt": timestamp,
+                "apiKeySecretArn": secret_arn,
+            }
+        )
 
     def _check_secret_arns(self, secrets: dict[str, str], where: str) -> None:
         """Container secrets must live under the model secret prefix (the task execution role may
@@ -261,6 +302,24 @@ class ModelService:
         logger.info("model update started", extra={"model_id": model_id, "action": action.value})
         return updated
 
+    def plan_update(self, principal: Principal, model_id: str, request: UpdateModelRequest) -> dict[str, Any]:
+        """``PUT /models/{id}?dryRun=true``: every check ``update`` makes; nothing written or started."""
+        _require_admin(principal, "update models")
+        record = self.registry.get(model_id)
+        self._check_update(record, request)
+        action = update_action(request.enabled)
+        transition = self._transition_from(record, action)
+        return {
+            "dryRun": True,
+            "model": record.model_dump(mode="json"),
+            "wouldUpdate": {
+                "action": action.value,
+                "status": transition.transient.value,
+                "changes": request.changes(),
+                "workflow": Workflow.UPDATE.value,
+            },
+        }
+
     def _check_update(self, record: ModelRecord, request: UpdateModelRequest) -> None:
         """Rules that need the stored model (the schema checked everything else)."""
         if not record.self_hosted:
@@ -286,6 +345,18 @@ class ModelService:
                 raise ValidationFailed(
                     f"autoScalingInstanceConfig: {error} (combined with the model's current settings)"
                 ) from error
+        if record.self_hosted and record.instanceType and current is not None:
+            maximum = (
+                scaling.maxCapacity if scaling and scaling.maxCapacity is not None else current.maxCapacity
+            )
+            if request.enabled and not record.enabled:  # a start: the whole maximum
+                self._check_capacity(record.instanceType, maximum)
+            elif record.enabled and maximum > current.maxCapacity:  # running: the increase
+                self._check_capacity(
+                    record.instanceType,
+                    maximum - current.maxCapacity,
+                    "autoScalingInstanceConfig.maxCapacity",
+                )
 
     def _check_container_update(self, current: ContainerConfig, update: ContainerConfigUpdate) -> None:
         added = {name: arn for name, arn in (update.secrets or {}).items() if arn != MARKED_FOR_DELETION}
@@ -336,12 +407,7 @@ class ModelService:
         """The one move of a model into ``action``'s transient status (``TRANSITIONS``): Conflict
         unless the action may start from ``record``'s status; a conditional write from that status,
         so a concurrent change gets 409 too."""
-        transition = TRANSITIONS[action]
-        if record.status not in transition.sources:
-            raise Conflict(
-                f"model '{record.modelId}' is {record.status.value}; {action.value} is allowed only "
-                f"from: {transition.allowed_from()}"
-            )
+        transition = self._transition_from(record, action)
         return self.registry.transition(
             record.modelId,
             allowed_from=[record.status],
@@ -349,6 +415,17 @@ class ModelService:
             reason=reason,
             changes=changes,
         )
+
+    @staticmethod
+    def _transition_from(record: ModelRecord, action: Action) -> Transition:
+        """``action``'s transition; Conflict unless it may start from ``record``'s status."""
+        transition = TRANSITIONS[action]
+        if record.status not in transition.sources:
+            raise Conflict(
+                f"model '{record.modelId}' is {record.status.value}; {action.value} is allowed only "
+                f"from: {transition.allowed_from()}"
+            )
+        return transition
 
     def _start_or_revert(
         self,

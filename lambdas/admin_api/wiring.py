@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from admin_api.models import ModelService
     from admin_api.tokens import TokenService, TokenSettings
+    from lisa_domain.capacity import SubnetCapacity
     from lisa_domain.usage import UsageStore
 
 _service: ModelService | None = None
@@ -46,8 +47,22 @@ def service() -> ModelService:
             url_policy=ModelUrlPolicy.from_config(
                 config.model_url_allow_http, config.model_url_allowed_cidrs
             ),
+            capacity=model_capacity(config.model_subnet_ids),
         )
     return _service
+
+
+def model_capacity(subnet_ids: str) -> SubnetCapacity | None:
+    """The capacity checks of self-hosted creates and starts (None without model subnets)."""
+    subnets = [subnet.strip() for subnet in subnet_ids.split(",") if subnet.strip()]
+    if not subnets:
+        return None
+    import boto3
+
+    from lisa_domain.capacity import CapacityChecker, ServiceQuotas, SubnetCapacity
+
+    checker = CapacityChecker(boto3.client("ec2"), ServiceQuotas(boto3.client("service-quotas")))
+    return SubnetCapacity(checker, subnets)
 
 
 def token_settings() -> TokenSettings:

@@ -211,6 +211,12 @@ class AdminApiSettings(LambdaSettings, WorkflowPollSettings, ModelSecretSettings
         "rate limits and monthly token budgets, JSON (a token's `rateLimit` may not exceed its owner's)",
         default="",
     )
+    model_subnet_ids: str = _env(
+        "MODEL_SUBNET_IDS",
+        "comma-separated subnets self-hosted models run in: creates, starts and dry runs check the "
+        "instance type's offerings in their zones and the vCPU quota (empty: not checked, local mode)",
+        default="",
+    )
     cors_origins: str = _env(
         "CORS_ALLOWED_ORIGINS",
         "comma-separated origins (the console's) whose browsers may call the API (CORS); empty: none",

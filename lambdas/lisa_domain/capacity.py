@@ -75,6 +75,8 @@ class Finding:
 
     field: str
     message: str
+    #: False for a finding that does not stop a create (the type is offered in some of the zones).
+    blocking: bool = True
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
@@ -157,6 +159,7 @@ class CapacityChecker:
                     type_field,
                     f"{instance_type} is not offered in {', '.join(missing)} (only in "
                     f"{', '.join(sorted(offered))}): instances launch only there",
+                    blocking=False,
                 )
             )
         quota = vcpu_quota(instance_type)
@@ -174,3 +177,17 @@ class CapacityChecker:
                 )
             )
         return findings
+
+
+class SubnetCapacity:
+    """``CapacityChecker`` bound to the subnets self-hosted models run in (zones looked up once)."""
+
+    def __init__(self, checker: CapacityChecker, subnet_ids: list[str]) -> None:
+        self.checker = checker
+        self.subnet_ids = subnet_ids
+        self._zones: list[str] | None = None
+
+    def check(self, instance_type: str, max_capacity: int, capacity_field: str) -> list[Finding]:
+        if self._zones is None:
+            self._zones = sorted(set(self.checker.subnet_zones(self.subnet_ids).values()))
+        return self.checker.check(instance_type, max_capacity, self._zones, capacity_field=capacity_field)

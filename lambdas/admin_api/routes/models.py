@@ -23,6 +23,16 @@ from lisa_domain.schema import (
     UpdateModelRequest,
 )
 
+#: ``?dryRun=true``: every check of the real request, nothing written or started (200 with the plan).
+DryRun = Annotated[
+    bool,
+    Query(
+        alias="dryRun",
+        description="Check only: answers 200 with what would be done (dryRun, model, and wouldCreate or "
+        "wouldUpdate), or the error the request would get; writes nothing, starts nothing.",
+    ),
+]
+
 
 def _model_body(record: ModelRecord) -> dict[str, Any]:
     return {"model": record.model_dump(mode="json")}
@@ -39,13 +49,17 @@ def _list_body(page: Page, principal: Principal) -> dict[str, Any]:
     "/models",
     summary="Register a model",
     description="Admins only. Stores the model in Creating and starts the create workflow. "
-    "An apiKey goes to Secrets Manager; responses never include it.",
+    "An apiKey goes to Secrets Manager; responses never include it. A self-hosted model whose "
+    "instanceType is not offered in the model subnets' zones, or whose autoScalingConfig.maxCapacity "
+    "the account's On-Demand vCPU quota cannot hold, is refused with 400 at once. ?dryRun=true: checks only.",
     responses={
         **ok_docs("The model, in Creating", ModelResponse, 201),
         **error_docs(400, 401, 403, 409, 422, 502, 503),
     },
 )
-def create_model(body: CreateModelRequest) -> Response[dict[str, Any]]:
+def create_model(body: CreateModelRequest, dry_run: DryRun = False) -> Response[dict[str, Any]]:
+    if dry_run:
+        return json_response(HTTPStatus.OK, service().plan_create(caller(), body))
     record = service().create(caller(), body)
     metrics.add_metric(name="ModelCreateStarted", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.CREATED, _model_body(record))
@@ -99,7 +113,11 @@ def get_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
         **error_docs(400, 401, 403, 404, 409, 422, 502, 503),
     },
 )
-def update_model(modelId: Annotated[ModelId, Path()], body: UpdateModelRequest) -> Response[dict[str, Any]]:
+def update_model(
+    modelId: Annotated[ModelId, Path()], body: UpdateModelRequest, dry_run: DryRun = False
+) -> Response[dict[str, Any]]:
+    if dry_run:
+        return json_response(HTTPStatus.OK, service().plan_update(caller(), modelId, body))
     record = service().update(caller(), modelId, body)
     metrics.add_metric(name="ModelUpdateStarted", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.OK, _model_body(record))
