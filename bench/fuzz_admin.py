@@ -59,9 +59,10 @@ def main() -> None:
         from authorizer import handler as authorizer
         from local_mode.apigw import AdminApiServer, ApiGatewayAdapter
         from tests.fuzz.harness import fuzz
+        from tests.support.lambda_state import fresh_admin_api, fresh_authorizer
 
-        admin.reset()
-        authorizer.reset()
+        fresh_admin_api()
+        fresh_authorizer()
         server = AdminApiServer(ApiGatewayAdapter(admin.lambda_handler, authorizer.lambda_handler))
         server.start()
         try:

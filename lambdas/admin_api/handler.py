@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from admin_api.resolver import app, logger, metrics
 from admin_api.responses import error_response
 from admin_api.tracing import build_tracer
-from admin_api.wiring import reset, service, token_service, token_settings
+from admin_api.wiring import service, token_service, token_settings
 from lisa_domain.errors import LisaError
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "lambda_handler",
     "load_routes",
     "metrics",
-    "reset",
     "service",
     "token_service",
     "token_settings",

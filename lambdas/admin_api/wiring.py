@@ -1,8 +1,8 @@
 """The admin API's services, built lazily once per container from the settings.
 
 The imports are inside the functions: the domain (boto3 clients, pydantic models) loads with the
-first request, not with the handler module (cold start). Tests call ``reset()`` after changing the
-environment.
+first request, not with the handler module (cold start). Each is built once per container (tests
+start a fresh one with ``tests/support/lambda_state.py``).
 """
 
 from __future__ import annotations
@@ -98,15 +98,3 @@ def usage_store() -> UsageStore:
             raise ValidationFailed("usage is not metered in this deployment (no usage table)")
         _usage_store = UsageStore(settings().usage_table)
     return _usage_store
-
-
-def reset() -> None:
-    """Forget the services (and the cached settings) so the next request rebuilds them."""
-    from lisa_domain.settings import settings
-
-    global _service, _token_service, _token_settings, _usage_store
-    _service = None
-    _usage_store = None
-    _token_service = None
-    _token_settings = None
-    settings.cache_clear()

@@ -42,12 +42,6 @@ def authenticator() -> Authenticator:
     return _authenticator
 
 
-def reset() -> None:
-    """Forget the authenticator (tests)."""
-    global _authenticator
-    _authenticator = None
-
-
 def stage_policy(method_arn: str, principal: Principal) -> dict[str, Any]:
     """The answer allowing ``principal`` every route of ``method_arn``'s stage, with its context."""
     try:

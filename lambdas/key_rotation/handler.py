@@ -37,11 +37,6 @@ def client() -> Any:
     return _client
 
 
-def reset() -> None:
-    global _client
-    _client = None
-
-
 def new_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 

@@ -19,6 +19,7 @@ import pytest
 
 from local_mode.resources import LocalResources
 from tests.fuzz.harness import fuzz
+from tests.support.lambda_state import fresh_admin_api, fresh_authorizer
 
 CASES = 12
 PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
@@ -42,8 +43,8 @@ def admin_url(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Ite
     from authorizer import handler as authorizer
     from local_mode.apigw import AdminApiServer, ApiGatewayAdapter
 
-    admin.reset()  # both keep clients and keys from an earlier test's (other) moto account
-    authorizer.reset()
+    fresh_admin_api()  # both keep clients and keys from an earlier test's (other) moto account
+    fresh_authorizer()
 
     server = AdminApiServer(ApiGatewayAdapter(admin.lambda_handler, authorizer.lambda_handler))
     server.start()
@@ -51,8 +52,8 @@ def admin_url(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Ite
         yield server.url
     finally:
         server.stop()
-        admin.reset()
-        authorizer.reset()
+        fresh_admin_api()
+        fresh_authorizer()
 
 
 def admin_document() -> dict[str, Any]:

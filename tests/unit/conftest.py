@@ -13,6 +13,7 @@ import botocore.session
 import pytest
 
 from local_mode.resources import LocalResources
+from tests.support.lambda_state import fresh_admin_api, fresh_authorizer
 from tests.support.oidc_issuer import IdentityProvider, KeyPair, rsa_key
 from tests.unit.identity_harness import Harness, make_harness
 
@@ -82,9 +83,8 @@ def workflows(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Wor
         arns[name] = arn
     monkeypatch.setenv("WORKFLOW_POLL_SECONDS", "1")
     monkeypatch.setenv("WORKFLOW_MAX_POLLS", "5")
-    from admin_api import handler
 
-    handler.reset()
+    fresh_admin_api()
     return Workflows(arns, client)
 
 
@@ -94,9 +94,8 @@ def break_workflow(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
     def breaker(name: str) -> None:
         monkeypatch.setenv(WORKFLOW_ENV[name], MISSING_STATE_MACHINE)
-        from admin_api import handler
 
-        handler.reset()
+        fresh_admin_api()
 
     return breaker
 
@@ -135,8 +134,6 @@ def harness(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Harness]:
     yield make_harness(resources, oidc_issuer, oidc_key, monkeypatch)
-    from admin_api import handler as admin_handler
-    from authorizer import handler as authorizer_handler
 
-    authorizer_handler.reset()
-    admin_handler.reset()
+    fresh_authorizer()
+    fresh_admin_api()

@@ -23,6 +23,7 @@ from lisa_domain.tokens import TokenStore
 from local_mode.apigw import ApiGatewayAdapter
 from local_mode.resources import LocalResources
 from tests.conftest import ADMIN_GROUP
+from tests.support.lambda_state import fresh_admin_api, fresh_authorizer
 from tests.support.oidc_issuer import IdentityProvider, KeyPair, sign
 
 API_GROUP = "lisa-api-users"
@@ -131,8 +132,8 @@ def make_harness(
         **env,
     }.items():
         monkeypatch.setenv(name, value)
-    authorizer_handler.reset()
-    admin_handler.reset()
+    fresh_authorizer()
+    fresh_admin_api()
     return Harness(resources, issuer, key)
 
 

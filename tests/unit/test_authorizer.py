@@ -15,18 +15,19 @@ from authorizer import handler
 from lisa_domain.auth import Principal, principal_to_context
 from lisa_domain.tokens import TokenStore
 from local_mode.resources import LocalResources
+from tests.support.lambda_state import fresh_authorizer, fresh_key_rotation
 from tests.unit.helpers import API_ARN, FakeContext, authorizer_event
 
 
 @pytest.fixture
 def authorize(resources: LocalResources) -> Iterator[Any]:
-    handler.reset()
+    fresh_authorizer()
 
     def run(headers: dict[str, str] | None, route: str = "GET/models") -> dict[str, Any]:
         return handler.lambda_handler(authorizer_event(headers, route), FakeContext())
 
     yield run
-    handler.reset()
+    fresh_authorizer()
 
 
 def _assert_unauthorized(authorize: Any, headers: dict[str, str] | None) -> None:
@@ -56,7 +57,7 @@ def test_previous_management_key_keeps_working_after_rotation(
     resources: LocalResources, authorize: Any
 ) -> None:
     old = resources.management_key
-    rotation.reset()
+    fresh_key_rotation()
     token = "11111111-2222-3333-4444-555555555555"
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         rotation.lambda_handler(
@@ -67,7 +68,7 @@ def test_previous_management_key_keeps_working_after_rotation(
         SecretId=resources.management_key_secret_arn, VersionStage="AWSCURRENT"
     )["SecretString"]
     assert new != old
-    handler.reset()  # a fresh container (the key cache lives for a minute)
+    fresh_authorizer()  # a fresh container (the key cache lives for a minute)
 
     assert authorize({"Authorization": f"Bearer {new}"})["context"]["authMethod"] == "management-key"
     assert authorize({"Authorization": f"Bearer {old}"})["context"]["authMethod"] == "management-key"

@@ -3,8 +3,10 @@ generated environment table, and no environment reading outside the settings pac
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from lisa_contracts.settings import (
 )
 from lisa_domain.oidc import OidcSettings
 from serve.config import RequestLimits, ServeConfig
+from tests.support.lambda_state import fresh_admin_api, fresh_authorizer, fresh_key_rotation
 from workflow_steps.handler import STEPS
 from workflow_steps.hosting.ecs import EcsSettings
 
@@ -43,6 +46,29 @@ def test_no_runtime_code_reads_the_environment_outside_the_settings_package() ->
         if ENV_ACCESS.search(line)
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("module_name", "fresh"),
+    [
+        ("admin_api.wiring", fresh_admin_api),
+        ("authorizer.handler", fresh_authorizer),
+        ("key_rotation.handler", fresh_key_rotation),
+    ],
+)
+def test_a_fresh_container_in_tests_forgets_everything_the_handler_caches(
+    module_name: str, fresh: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handlers have no test-only reset hook; tests/support/lambda_state.py forgets every cached
+    module-level object (each a private annotated global) so the next request builds it again."""
+    module = importlib.import_module(module_name)
+    assert not hasattr(module, "reset")
+    cached = [name for name in vars(module).get("__annotations__", {}) if name.startswith("_")]
+    assert cached, module_name
+    for name in cached:
+        monkeypatch.setattr(module, name, object())
+    fresh()
+    assert {name: getattr(module, name) for name in cached} == dict.fromkeys(cached)
 
 
 def test_the_grep_pattern_catches_every_form_of_environment_access() -> None:

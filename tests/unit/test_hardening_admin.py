@@ -20,6 +20,7 @@ from lisa_domain.registry import LITELLM_PARAMS, WRITE_ATTEMPTS, ModelRegistry
 from lisa_domain.schema import SUMMARY_FIELDS, ModelRecord, ModelStatus
 from lisa_domain.secrets import ModelSecrets
 from local_mode.resources import LocalResources
+from tests.support.lambda_state import fresh_admin_api
 from tests.support.lisa_payloads import BEDROCK_MODEL, EXTERNAL_MODEL, VLLM_MODEL
 from tests.unit.conftest import Workflows
 from tests.unit.helpers import ADMIN, USER_A, USER_B
@@ -375,9 +376,8 @@ def test_the_admin_api_rejects_a_loopback_model_url_unless_configured(
     assert_nothing_written(resources, workflows)
     monkeypatch.setenv("MODEL_URL_ALLOW_HTTP", "true")
     monkeypatch.setenv("MODEL_URL_ALLOWED_CIDRS", "127.0.0.0/8,::1/128")
-    from admin_api import handler
 
-    handler.reset()
+    fresh_admin_api()
     status, body = call("POST", "/models", body=payload)
     assert status == 201, body
 

@@ -22,6 +22,7 @@ from lisa_domain.errors import Unauthorized
 from lisa_domain.tokens import TokenStore
 from local_mode.resources import LocalResources
 from tests.conftest import ADMIN_GROUP
+from tests.support.lambda_state import fresh_key_rotation
 from tests.unit.helpers import FakeContext
 from tests.unit.identity_harness import Harness, tokens_table_items
 
@@ -41,12 +42,12 @@ class Clock:
 
 def rotate(secret_id: str, token: str = "11111111-2222-3333-4444-555555555555") -> str:
     """Run the four rotation steps; returns the new current value."""
-    rotation.reset()
+    fresh_key_rotation()
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         rotation.lambda_handler(
             {"Step": step, "SecretId": secret_id, "ClientRequestToken": token}, FakeContext()
         )
-    rotation.reset()
+    fresh_key_rotation()
     return str(
         boto3.client("secretsmanager").get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")[
             "SecretString"

@@ -11,6 +11,7 @@ from key_rotation import handler as rotation
 
 from lisa_domain.auth import ManagementKey
 from local_mode.resources import LocalResources
+from tests.support.lambda_state import fresh_key_rotation
 from tests.unit.helpers import FakeContext
 
 TOKEN = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -19,9 +20,9 @@ STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 @pytest.fixture
 def secret(resources: LocalResources) -> Iterator[str]:
-    rotation.reset()
+    fresh_key_rotation()
     yield resources.management_key_secret_arn
-    rotation.reset()
+    fresh_key_rotation()
 
 
 def run(secret_id: str, step: str, token: str = TOKEN) -> None:

@@ -16,18 +16,19 @@ from authorizer import handler
 from lisa_domain.tokens import TokenStore
 from local_mode.resources import LocalResources
 from tests.conftest import ADMIN_GROUP
+from tests.support.lambda_state import fresh_authorizer
 from tests.unit.helpers import FakeContext, authorizer_event
 
 
 @pytest.fixture
 def authorize(resources: LocalResources) -> Iterator[Any]:
-    handler.reset()
+    fresh_authorizer()
 
     def run(headers: dict[str, str]) -> dict[str, Any]:
         return handler.lambda_handler(authorizer_event(headers, "GET/models"), FakeContext())
 
     yield run
-    handler.reset()
+    fresh_authorizer()
 
 
 def test_lisa_sdk_headers_are_authorized(resources: LocalResources, authorize: Any) -> None:

@@ -22,6 +22,7 @@ from lisa_domain.errors import Unauthorized
 from lisa_domain.tokens import TokenStore
 from local_mode.resources import LocalResources
 from tests.conftest import ADMIN_GROUP
+from tests.support.lambda_state import fresh_authorizer
 from tests.support.oidc_issuer import IdentityProvider, KeyPair
 from tests.unit.conftest import Workflows
 from tests.unit.identity_harness import (
@@ -76,7 +77,7 @@ def test_lifecycle_create_use_list_get_revoke(harness: Harness, resources: Local
     assert value not in repr(item)
 
     # The token works through the authorizer, as bob with the token's groups.
-    authorizer_handler.reset()
+    fresh_authorizer()
     result = authorizer_handler.authenticator().authenticate(value)
     assert (result.username, result.groups, result.method) == ("bob", ("team-a",), "api-token")
     assert harness.request("GET", "/models", value)[0] == 200
@@ -96,7 +97,7 @@ def test_lifecycle_create_use_list_get_revoke(harness: Harness, resources: Local
     assert revoked["tokenId"] == token_id
     assert tokens_table_items(resources) == []
 
-    authorizer_handler.reset()  # a fresh authorizer container; in AWS: the cache TTL has passed
+    fresh_authorizer()  # a fresh authorizer container; in AWS: the cache TTL has passed
     assert harness.request("GET", "/models", value)[0] == 401
     assert harness.request("GET", f"/api-tokens/{token_id}", user)[0] == 404
     assert harness.request("DELETE", f"/api-tokens/{token_id}", user)[0] == 404

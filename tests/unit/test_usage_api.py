@@ -13,6 +13,7 @@ from admin_api import handler
 from lisa_domain.auth import Principal
 from lisa_domain.usage import Counts, FlushBatch, UsageKey, UsageStore
 from local_mode.resources import LocalResources
+from tests.support.lambda_state import fresh_admin_api
 from tests.unit.helpers import ADMIN, USER_A, FakeContext, rest_event
 
 D1, D2 = "2026-12-01", "2026-12-02"
@@ -21,7 +22,7 @@ D1, D2 = "2026-12-01", "2026-12-02"
 @pytest.fixture
 def usage(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[UsageStore]:
     monkeypatch.setenv("USAGE_TABLE_NAME", resources.usage_table)
-    handler.reset()
+    fresh_admin_api()
     store = UsageStore(resources.usage_table, boto3.client("dynamodb"))
     rows = {
         UsageKey(D1, "bob", "chat"): Counts(3, 1, 30, 12, {"team-a"}),
@@ -32,7 +33,7 @@ def usage(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterato
     }
     store.flush("test", FlushBatch(1, rows, {}))
     yield store
-    handler.reset()
+    fresh_admin_api()
 
 
 def call(path: str, query: dict[str, str] | None = None, principal: Principal = ADMIN) -> tuple[int, Any]:
@@ -109,7 +110,7 @@ def test_without_a_usage_table_the_routes_say_so(
     resources: LocalResources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("USAGE_TABLE_NAME")
-    handler.reset()
+    fresh_admin_api()
     status, body = call("/usage/me", principal=USER_A)
     assert status == 400 and "no usage table" in body["message"]
 
@@ -127,7 +128,7 @@ def test_a_tokens_own_rate_limit_may_not_exceed_its_users(
         "LISA_USAGE_LIMITS",
         '{"rateLimit": {"rpm": 60}, "groups": {"team-a": {"rateLimit": {"rpm": 100, "tpm": 1000}}}}',
     )
-    handler.reset()
+    fresh_admin_api()
     tokens_before = boto3.client("dynamodb").scan(TableName=resources.tokens_table)["Count"]
     status, body = _create_token({"username": "bob", "groups": ["team-b"], "rateLimit": {"rpm": 61}})
     assert status == 400 and "rateLimit.rpm: at most 60" in body["message"]
@@ -146,4 +147,4 @@ def test_a_tokens_own_rate_limit_may_not_exceed_its_users(
     assert body["rateLimit"] == {"rpm": 100, "tpm": 500} and body["monthlyTokenBudget"] == 9
     status, body = _create_token({"username": "bob", "rateLimit": {"rpm": 0}})
     assert status == 422 and "rateLimit.rpm" in body["message"]
-    handler.reset()
+    fresh_admin_api()
