@@ -1,14 +1,18 @@
 """Data access for the models table: the model registry every serve replica follows.
 
-Every write is conditional and runs in one transaction with an atomic bump of the registry-version
-item, so serve replicas notice any change by reading a single item (DESIGN decision 1 and 7).
-A model is served if and only if its item has ``litellmParams``.
+Every write is conditional and runs in one transaction with the next registry-version item, so
+serve replicas notice any change by reading a single item (DESIGN decision 1 and 7). That item is
+a change log (``lisa_domain.change_log``): it names the models the last ``RECENT_CHANGES`` versions
+changed, so a replica re-reads only those (``followed_by_ids``) instead of the whole table
+(``followed_models``). A model is served if and only if its item has ``litellmParams``.
 
 Every write shares the version item, so concurrent writes (and throttling) cancel transactions that
-broke no rule. Only a failed condition (cancellation reason ``ConditionalCheckFailed``) is a
-Conflict; a cancellation for ``TransactionConflict``, ``ThrottlingError`` or
-``ProvisionedThroughputExceeded`` (and a throttled call) is retried with full jitter, at most
-``WRITE_ATTEMPTS`` times, then reported as ``Unavailable`` (503; the workflow steps retry it).
+broke no rule. Only a failed condition of the model item itself (the first cancellation reason
+``ConditionalCheckFailed``) is a Conflict. A write that lost the version item to a concurrent one
+re-reads it and tries again (at most ``VERSION_RACE_ATTEMPTS`` times); a cancellation for
+``TransactionConflict``, ``ThrottlingError`` or ``ProvisionedThroughputExceeded`` (and a throttled
+call) is retried with full jitter, at most ``WRITE_ATTEMPTS`` times. Either bound reached is
+``Unavailable`` (503; the workflow steps retry it).
 
 Readers return typed records: ``get`` a ``ModelRecord``, ``stored`` a ``StoredModel`` (the record,
 whether it is registered for serving, its status history), ``served_models`` the ``ServedModel``s.
@@ -30,6 +34,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from lisa_contracts.names import REGISTRY_VERSION_KEY as VERSION_KEY
+from lisa_domain.change_log import ChangeLog
 from lisa_domain.dynamo import from_item, to_attribute, to_item
 from lisa_domain.errors import (
     TRANSIENT_AWS_ERROR_CODES,
@@ -47,6 +52,13 @@ LITELLM_PARAMS = "litellmParams"
 
 #: Attempts of one registry write when DynamoDB cancels it for a transient reason.
 WRITE_ATTEMPTS = 6
+#: Attempts of one registry write that keeps losing the version item to concurrent writes.
+VERSION_RACE_ATTEMPTS = 32
+#: How many of the latest changed model ids the version item lists (a replica further behind
+#: reloads the table; 256 ids of at most 128 characters are 32 KB of DynamoDB's 400 KB item).
+RECENT_CHANGES = 256
+#: Keys per BatchGetItem call (DynamoDB's limit).
+BATCH_GET_KEYS = 100
 #: Full-jitter backoff: attempt n sleeps uniformly in [0, min(cap, base * 2**n)] seconds.
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 1.0
@@ -101,6 +113,46 @@ class ServedModels(list[ServedModel]):
     def __init__(self, models: Iterable[ServedModel] = (), skipped: int = 0) -> None:
         super().__init__(models)
         self.skipped = skipped
+
+
+@dataclass(frozen=True)
+class FollowedModel:
+    """What a serve replica follows of one model: its record, and its LiteLLM parameters when it is
+    registered for serving (``None``: known, for example to start on request, but not served)."""
+
+    record: ModelRecord
+    litellm_params: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class FollowedModels:
+    """Valid model items by id, and the ids of the items that do not validate (``parse_followed``)."""
+
+    models: dict[str, FollowedModel]
+    malformed: frozenset[str] = frozenset()
+
+
+def parse_followed(item: dict[str, Any]) -> FollowedModel | None:
+    """The item as a replica follows it; ``None`` (logged) when its record or its ``litellmParams``
+    does not validate."""
+    record = parse_record(item)
+    params = item.get(LITELLM_PARAMS) or None
+    if record is not None and params is not None and not isinstance(params, dict):
+        logger.error("model item %s skipped: its %s is not an object", record.modelId, LITELLM_PARAMS)
+        return None
+    return None if record is None else FollowedModel(record, params)
+
+
+def _followed(items: Iterable[dict[str, Any]]) -> FollowedModels:
+    models: dict[str, FollowedModel] = {}
+    malformed: set[str] = set()
+    for item in items:
+        followed = parse_followed(item)
+        if followed is None:
+            malformed.add(str(item.get("modelId")))
+        else:
+            models[followed.record.modelId] = followed
+    return FollowedModels(models, frozenset(malformed))
 
 
 @dataclass(frozen=True)
@@ -226,24 +278,47 @@ class ModelRegistry:
         counted in ``skipped`` (see ``parse_record``)."""
         served = ServedModels()
         for item in self.all_items():
-            params = item.get(LITELLM_PARAMS)
-            if not params:
+            if not item.get(LITELLM_PARAMS):
                 continue
-            record = parse_record(item)
-            if record is not None and not isinstance(params, dict):
-                logger.error("model item %s skipped: its %s is not an object", record.modelId, LITELLM_PARAMS)
-                record = None
-            if record is None:
+            followed = parse_followed(item)
+            if followed is None or followed.litellm_params is None:
                 served.skipped += 1
             else:
-                served.append(ServedModel(record, params))
+                served.append(ServedModel(followed.record, followed.litellm_params))
         return served
 
-    def version(self) -> int:
+    def followed_models(self) -> FollowedModels:
+        """Every model as a serve replica follows it (a full, consistent scan)."""
+        return _followed(self.all_items())
+
+    def followed_by_ids(self, model_ids: Iterable[str]) -> FollowedModels:
+        """The models with these ids, by consistent key reads (BatchGetItem, ``BATCH_GET_KEYS`` a
+        call); an id in neither field of the answer has no item (deleted)."""
+        wanted = [model_id for model_id in dict.fromkeys(model_ids) if model_id != VERSION_KEY]
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), BATCH_GET_KEYS):
+            keys = [{"modelId": {"S": model_id}} for model_id in wanted[start : start + BATCH_GET_KEYS]]
+            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(WRITE_ATTEMPTS):
+                response = self._client.batch_get_item(RequestItems=request)
+                items.extend(map(from_item, response.get("Responses", {}).get(self.table_name, [])))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))  # noqa: S311
+            else:
+                raise Unavailable("the registry stayed throttled: some changed models could not be read")
+        return _followed(items)
+
+    def change_log(self) -> ChangeLog:
+        """The registry-version item: the version and the model ids its last versions changed."""
         response = self._client.get_item(
             TableName=self.table_name, Key={"modelId": {"S": VERSION_KEY}}, ConsistentRead=True
         )
-        return int(response.get("Item", {}).get("version", {}).get("N", "0"))
+        return ChangeLog.from_item(response.get("Item"))
+
+    def version(self) -> int:
+        return self.change_log().version
 
     # ---- writes ------------------------------------------------------------------------------
     def create(self, record: ModelRecord) -> None:
@@ -370,35 +445,44 @@ class ModelRegistry:
         allowed: list[ModelStatus] | None = None,
         target: ModelStatus | None = None,
     ) -> None:
-        bump = {
-            "Update": {
+        transient = races = 0
+        while True:
+            current = self.change_log()
+            bump: dict[str, Any] = {
                 "TableName": self.table_name,
-                "Key": {"modelId": {"S": VERSION_KEY}},
-                "UpdateExpression": "ADD version :one",
-                "ExpressionAttributeValues": {":one": {"N": "1"}},
+                "Item": {
+                    "modelId": {"S": VERSION_KEY},
+                    **current.after(model_id, RECENT_CHANGES).attributes(),
+                },
             }
-        }
-        for attempt in range(WRITE_ATTEMPTS):
+            if current.version:
+                bump["ConditionExpression"] = "version = :read"
+                bump["ExpressionAttributeValues"] = {":read": {"N": str(current.version)}}
+            else:
+                bump["ConditionExpression"] = "attribute_not_exists(modelId)"
             try:
-                self._client.transact_write_items(TransactItems=[operation, bump])
+                self._client.transact_write_items(TransactItems=[operation, {"Put": bump}])
                 return
             except ClientError as error:
                 kind = _failure_kind(error)
                 if kind == "conflict":
                     raise self._explain_conflict(model_id, missing_ok, allowed, target) from error
-                if kind != "transient":
+                if kind == "raced":
+                    races += 1  # another write took this version: read the next one and try again
+                    attempt, budget = races, VERSION_RACE_ATTEMPTS
+                elif kind == "transient":
+                    transient += 1
+                    attempt, budget = transient, WRITE_ATTEMPTS
+                else:
                     raise
-                if attempt + 1 == WRITE_ATTEMPTS:
+                if attempt == budget:
                     raise Unavailable(
                         f"model '{model_id}': the registry stayed busy (concurrent changes or "
-                        f"throttling) for {WRITE_ATTEMPTS} attempts; nothing was changed, try again"
+                        f"throttling) for {attempt} attempts; nothing was changed, try again"
                     ) from error
-                logger.warning(
-                    "registry write for model %s cancelled (%s); retrying",
-                    model_id,
-                    error.response["Error"]["Code"],
-                )
-                self._sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))  # noqa: S311
+                logger.warning("registry write for model %s cancelled (%s); retrying", model_id, kind)
+                cap = BACKOFF_CAP_SECONDS if kind == "transient" else BACKOFF_BASE_SECONDS
+                self._sleep(random.uniform(0, min(cap, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))))  # noqa: S311
 
     def _explain_conflict(
         self,
@@ -420,7 +504,8 @@ class ModelRegistry:
 
 
 def _failure_kind(error: ClientError) -> str:
-    """``conflict`` (a condition failed), ``transient`` (retry) or ``other`` (re-raise)."""
+    """``conflict`` (the model item's condition failed), ``raced`` (the version item's did: a
+    concurrent write), ``transient`` (retry) or ``other`` (re-raise)."""
     code = error.response["Error"]["Code"]
     if code == "ConditionalCheckFailedException":
         return "conflict"
@@ -428,14 +513,16 @@ def _failure_kind(error: ClientError) -> str:
         return "transient"
     if code != "TransactionCanceledException":
         return "other"
-    reasons = {reason.get("Code") for reason in error.response.get("CancellationReasons") or []}
-    if "ConditionalCheckFailed" in reasons:
+    reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons") or []]
+    if reasons[:1] == ["ConditionalCheckFailed"]:
         return "conflict"
-    if reasons & TRANSIENT_CANCELLATION_CODES:
+    if "ConditionalCheckFailed" in reasons:
+        return "raced"
+    if set(reasons) & TRANSIENT_CANCELLATION_CODES:
         return "transient"
     # No reasons reported: the only cause our writes can have besides the above is a failed
     # condition, so keep reporting it as one (re-reading the item explains which).
-    return "conflict" if reasons <= {None, "None"} else "other"
+    return "conflict" if set(reasons) <= {None, "None"} else "other"
 
 
 def _history_entry(status: ModelStatus, reason: str | None, at: int) -> dict[str, Any]:

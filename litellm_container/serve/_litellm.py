@@ -3,13 +3,40 @@
 It also skips LiteLLM's per-request bookkeeping that nothing in LISA reads (see
 ``skip_unused_bookkeeping``): the request still goes through the Router and LiteLLM's provider
 code; only the work done *for callbacks* is left out while no callback is registered.
+
+**One Router, changed by difference** (``SharedRouter``). Building a Router costs about 3 ms per
+deployment (3 s at 1,000 models), so a registry change must not rebuild it. A replica keeps one
+Router and applies each change to it (``Router.apply(ChangeSet(upsert=..., delete=...))``, about
+10-40 ms a deployment at 1,000). Mutating a Router that in-flight requests use is safe only in a way
+that never changes what an existing name means, because a request reads its snapshot once and may
+call the Router after the follower thread has changed it (requests run on the event loop, the
+follower in its own thread; LiteLLM takes its own lock around each single upsert or delete, never
+around a whole change). So:
+
+* a deployment's name in the Router is ``<model id>#<serial>``, never reused: a new or changed model
+  is *added* under a fresh name before the snapshot naming it is swapped in, and a request of the
+  old snapshot keeps calling the old name, which still routes to the old parameters;
+* each snapshot holds a ``ModelRouter``: an immutable map from model id to that name over the shared
+  Router, so a request sees all of one registry version or all of the next, never a mix;
+* a name no snapshot routes to any more is deleted only after ``RETIRE_AFTER_SECONDS`` and while no
+  call through it is in flight (``ModelRouter`` counts them; a call's retries happen inside it, and
+  a stream keeps the HTTP client it started with), at most ``RETIRE_PER_CYCLE`` per follower cycle
+  because each delete re-indexes LiteLLM's deployment list (O(models)).
+
+A Router is built from scratch only for the first snapshot (one constructor call is faster than
+1,000 upserts) or when LiteLLM raises on a change; the Router it replaces is ``retire``d (only its
+process-wide registrations go) and keeps serving the requests of older snapshots.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
-from collections.abc import Callable
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lisa_contracts.settings import litellm_offline
@@ -18,11 +45,18 @@ litellm_offline()  # without it, importing litellm fetches its cost map from the
 
 import litellm  # noqa: E402
 from litellm import Router  # noqa: E402
+from litellm.router_api import ChangeSet  # noqa: E402
+from litellm.types.router import Deployment, LiteLLM_Params  # noqa: E402
+
+logger = logging.getLogger("lisa.serve")
 
 litellm.suppress_debug_info = True
 litellm.turn_off_message_logging = True
 if hasattr(litellm, "telemetry"):
     litellm.telemetry = False
+# Anthropic Messages go to every backend as chat completions (LiteLLM would send OpenAI-compatible
+# ones to /v1/responses, which TGI, TEI and older vLLM do not serve).
+litellm.use_chat_completions_url_for_anthropic_messages = True
 
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
 
@@ -92,4 +126,195 @@ def skip_unused_bookkeeping() -> bool:
 quiet_litellm()
 skip_unused_bookkeeping()
 
-__all__ = ["Router", "callbacks_registered", "litellm", "quiet_litellm", "skip_unused_bookkeeping"]
+#: Builds a Router of a model list (``serve.app.router_factory``: LISA's timeouts and retries).
+RouterFactory = Callable[[list[dict[str, Any]]], Router]
+#: Seconds a deployment no snapshot routes to stays in the Router (a request that read the previous
+#: snapshot just before the swap reaches the Router within microseconds; this is the margin).
+RETIRE_AFTER_SECONDS = 5.0
+#: Most deployments deleted per follower cycle (each delete re-indexes the Router's list).
+RETIRE_PER_CYCLE = 8
+_SEPARATOR = "#"  # never in a model id (``MODEL_ID_PATTERN``)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelRouter:
+    """One snapshot's routes: model id -> its deployment's name in the shared Router (immutable)."""
+
+    router: Router
+    names: Mapping[str, str]
+    #: Calls in flight per deployment name (shared by every ``ModelRouter`` of one ``SharedRouter``;
+    #: only the event loop's thread writes it).
+    calls: Counter[str]
+
+    async def acompletion(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.acompletion, model, kwargs)
+
+    async def atext_completion(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.atext_completion, model, kwargs)
+
+    async def aembedding(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.aembedding, model, kwargs)
+
+    async def aanthropic_messages(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.aanthropic_messages, model, kwargs)
+
+    async def aresponses(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.aresponses, model, kwargs)
+
+    async def aimage_generation(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.aimage_generation, model, kwargs)
+
+    async def _call(self, endpoint: Callable[..., Any], model: str, kwargs: dict[str, Any]) -> Any:
+        name = self.names[model]
+        self.calls[name] += 1
+        try:
+            return await endpoint(model=name, **kwargs)
+        finally:
+            self.calls[name] -= 1
+
+
+class SharedRouter:
+    """Keeps one Router in step with the served deployments, by difference (see the module docstring).
+
+    Only the follower's thread calls ``apply`` and ``retire_unused``."""
+
+    def __init__(
+        self,
+        factory: RouterFactory,
+        *,
+        retire_after: float = RETIRE_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = factory
+        self._retire_after = retire_after
+        self._clock = clock
+        self._router: Router | None = None
+        #: model id -> (its deployment's name, its parameters), for the deployments routed now
+        self._routed: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        #: model id -> parameters LiteLLM refused (not offered again until they change)
+        self._refused: dict[str, Mapping[str, Any]] = {}
+        #: names no snapshot routes to any more -> since when (monotonic)
+        self._retiring: dict[str, float] = {}
+        self._calls: Counter[str] = Counter()
+        self._serial = itertools.count(1)
+        #: Routers built from scratch (the first one included).
+        self.builds = 0
+
+    def apply(
+        self, deployments: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[ModelRouter | None, frozenset[str]]:
+        """The routes of exactly ``deployments`` (model id -> LiteLLM parameters; ``None`` when
+        none is routed) and the model ids whose parameters LiteLLM refused."""
+        if self._router is None:
+            self._build(deployments)
+        else:
+            try:
+                self._change(deployments)
+            except Exception as error:
+                logger.error("changing the router failed (%s); building a new one", type(error).__name__)
+                self._build(deployments)
+        refused = frozenset(model_id for model_id in deployments if model_id not in self._routed)
+        if self._router is None or not self._routed:
+            return None, refused
+        names = {model_id: name for model_id, (name, _) in self._routed.items()}
+        return ModelRouter(self._router, names, self._calls), refused
+
+    def retire_unused(self) -> int:
+        """Delete the deployments due for it (see the module docstring); how many were deleted."""
+        router, now = self._router, self._clock()
+        due = [
+            name
+            for name, since in self._retiring.items()
+            if now - since >= self._retire_after and not self._calls[name]
+        ][:RETIRE_PER_CYCLE]
+        if router is None or not due:
+            return 0
+        router.apply(ChangeSet(delete=due))
+        for name in due:
+            del self._retiring[name]
+            self._calls.pop(name, None)
+        return len(due)
+
+    def _name(self, model_id: str) -> str:
+        return f"{model_id}{_SEPARATOR}{next(self._serial)}"
+
+    def _change(self, deployments: Mapping[str, Mapping[str, Any]]) -> None:
+        router = self._router
+        assert router is not None
+        for model_id in [m for m in self._routed if m not in deployments]:
+            self._retire(self._routed.pop(model_id)[0])
+        for model_id in [m for m in self._refused if m not in deployments]:
+            del self._refused[model_id]
+        for model_id, params in deployments.items():
+            routed = self._routed.get(model_id)
+            if (routed is not None and routed[1] == params) or self._refused.get(model_id) == params:
+                continue
+            name = self._name(model_id)
+            deployment = Deployment(
+                model_name=name, litellm_params=LiteLLM_Params(**params), model_info={"id": name}
+            )
+            router.apply(ChangeSet(upsert=[deployment]))
+            if routed is not None:
+                self._retire(self._routed.pop(model_id)[0])
+            if router.registry().has_deployment(name):
+                self._routed[model_id] = (name, params)
+                self._refused.pop(model_id, None)
+            else:
+                self._refuse(model_id, params)
+
+    def _build(self, deployments: Mapping[str, Mapping[str, Any]]) -> None:
+        named = {model_id: (self._name(model_id), params) for model_id, params in deployments.items()}
+        model_list = [
+            {"model_name": name, "litellm_params": dict(params), "model_info": {"id": name}}
+            for name, params in named.values()
+        ]
+        previous, self._router = self._router, self._new_router(model_list)
+        self.builds += 1
+        routed = set(self._router.registry().names()) if self._router is not None else set()
+        self._routed, self._refused, self._retiring = {}, {}, {}
+        for model_id, (name, params) in named.items():
+            if name in routed:
+                self._routed[model_id] = (name, params)
+            else:
+                self._refuse(model_id, params)
+        if previous is not None:
+            previous.retire()  # it keeps serving the requests of older snapshots
+
+    def _new_router(self, model_list: list[dict[str, Any]]) -> Router | None:
+        """The Router of ``model_list``; when LiteLLM refuses the whole list because of one
+        deployment (some invalid parameters raise instead of being ignored), without the
+        deployments it refuses on their own."""
+        try:
+            return self._factory(model_list)
+        except Exception as error:
+            logger.error(
+                "building the router failed (%s); leaving out what LiteLLM refuses", type(error).__name__
+            )
+        usable = [deployment for deployment in model_list if self._accepted_alone(deployment)]
+        return self._factory(usable) if usable else self._factory([])
+
+    def _accepted_alone(self, deployment: dict[str, Any]) -> bool:
+        try:
+            self._factory([deployment]).retire()
+        except Exception:
+            return False
+        return True
+
+    def _refuse(self, model_id: str, params: Mapping[str, Any]) -> None:
+        logger.error("model %s not served: LiteLLM refused its parameters", model_id)
+        self._refused[model_id] = params
+
+    def _retire(self, name: str) -> None:
+        self._retiring[name] = self._clock()
+
+
+__all__ = [
+    "ModelRouter",
+    "Router",
+    "RouterFactory",
+    "SharedRouter",
+    "callbacks_registered",
+    "litellm",
+    "quiet_litellm",
+    "skip_unused_bookkeeping",
+]

@@ -9,9 +9,9 @@ and the cost-control evaluator (``lambdas/scheduler``) acts on it within a minut
 * ``StartRequester``: a request for a stopped ``startOnRequest`` model sets the model's
   ``startRequested`` flag (only if absent), at most once per model per ``REQUEST_INTERVAL_SECONDS``
   per replica; the request answers 503 ``model_starting`` with ``Retry-After``.
-* ``StartableModels``: which models are stopped (or stopping, or starting) with ``startOnRequest``,
-  read by the registry follower with every registry change, so a replica knows them without
-  serving them.
+* ``startable_groups``: whether a model is stopped (or stopping, or starting) with
+  ``startOnRequest``; the registry follower asks it of every model it reads, so a replica knows
+  them without serving them.
 
 The serve task's role may ``UpdateItem`` the models table only on these two attributes (an IAM
 condition on ``dynamodb:Attributes``, ``lisa_stacks/serve.py``).
@@ -23,13 +23,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from starlette.responses import Response
 
 from lisa_domain.cost_control import CostControlStore
-from lisa_domain.registry import ModelRegistry, parse_record
-from lisa_domain.schema import ModelStatus
+from lisa_domain.schema import ModelRecord, ModelStatus
 from serve.errors import ServeError
 
 logger = logging.getLogger("lisa.serve")
@@ -60,21 +59,12 @@ class ModelStarting(ServeError):
         return response
 
 
-class StartableModels:
-    """Reads the models that start on request and are not running: id -> allowed groups."""
-
-    def __init__(self, registry: ModelRegistry) -> None:
-        self._registry = registry
-
-    def __call__(self) -> Mapping[str, tuple[str, ...]]:
-        startable: dict[str, tuple[str, ...]] = {}
-        for item in self._registry.all_items():
-            if not item.get("startOnRequest"):
-                continue
-            record = parse_record(item)
-            if record is not None and record.startOnRequest and record.status in STARTABLE_STATES:
-                startable[record.modelId] = tuple(record.allowedGroups)
-        return startable
+def startable_groups(record: ModelRecord) -> tuple[str, ...] | None:
+    """The allowed groups of a model that starts on request and is not running; ``None`` for any
+    other model (the registry follower asks it of every model it reads)."""
+    if record.startOnRequest and record.status in STARTABLE_STATES:
+        return tuple(record.allowedGroups)
+    return None
 
 
 class StartRequester:

@@ -34,8 +34,8 @@ from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
 from lisa_domain.tokens import TokenStore
 from lisa_domain.usage import UsageStore
-from serve._litellm import Router
-from serve.activity import ModelStarting, StartableModels, StartRequester, UsageReporter
+from serve._litellm import ModelRouter, Router
+from serve.activity import ModelStarting, StartRequester, UsageReporter, startable_groups
 from serve.auth import ServeAuthenticator, serve_management_key
 from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
@@ -123,7 +123,7 @@ def build_services(
         router_factory(config),
         secrets=SecretCache(secretsmanager),
         poll_seconds=config.registry_poll_seconds,
-        startable=StartableModels(registry),
+        startable=startable_groups,
     )
     cost_store = CostControlStore(config.models_table, dynamodb)
     meter, gate = _usage_services(config, dynamodb)
@@ -364,7 +364,7 @@ async def _start_on_request(
         raise ModelStarting(model_id)
 
 
-def _endpoint_call(router: Router, endpoint: Endpoint) -> Callable[..., Any]:
+def _endpoint_call(router: ModelRouter, endpoint: Endpoint) -> Callable[..., Any]:
     if endpoint is Endpoint.CHAT:
         return router.acompletion
     if endpoint is Endpoint.COMPLETIONS:

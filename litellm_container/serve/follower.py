@@ -1,11 +1,17 @@
 """Registry following: every replica serves exactly what the registry says, within a second.
 
-A background task reads the registry-version item every ``poll_seconds``. When the version changed
-it reads every served model (a model is served iff it has ``litellmParams``), builds a new LiteLLM
-Router and a new ``Snapshot`` in a worker thread, and swaps the snapshot in with one assignment.
-A request reads ``follower.snapshot`` once and keeps that snapshot (and its Router) until it
-ends, so in-flight requests, streams included, finish on the Router they started with while new
-requests see the change. The hot path never reads the registry and never builds a Router.
+A background task reads the registry-version item (``lisa_domain.change_log``) every
+``poll_seconds``. The first read loads every model (one consistent Scan); after that, a new version
+re-reads only the models its change log names (BatchGetItem), so a change costs reads of the
+changed models, not of the table. A replica that fell more than ``RECENT_CHANGES`` versions behind,
+a version bumped without the log, and every ``resync_seconds`` (items changed outside LISA) load
+everything again. The difference is applied to one shared LiteLLM Router (``SharedRouter``: new
+and changed deployments added under fresh names, the replaced ones deleted once unused), and a new
+immutable ``Snapshot`` is swapped in with one assignment. A request reads ``follower.snapshot``
+once and keeps that snapshot, whose ``ModelRouter`` maps each model id to the deployment that
+snapshot was built with, so in-flight requests, streams included, finish on what they started
+with while new requests see the change, and no request sees half of one. The hot path never reads
+the registry and never builds a Router.
 
 A bad model never takes the others down. A malformed registry item (an invalid record, or
 parameters LiteLLM refuses) is skipped, logged and counted (``Snapshot.skipped``). A model whose
@@ -17,22 +23,19 @@ one can be read.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from lisa_domain.registry import ModelRegistry, ServedModel, ServedModels
-from lisa_domain.schema import ModelType
-from serve._litellm import Router
+from lisa_domain.registry import FollowedModel, FollowedModels, ModelRegistry, ServedModel, ServedModels
+from lisa_domain.schema import ModelRecord, ModelType
+from serve._litellm import ModelRouter, RouterFactory, SharedRouter
+from serve.polling import PollingFollower
 
 logger = logging.getLogger("lisa.serve")
 
@@ -58,14 +61,18 @@ class ServedEntry:
 class Snapshot:
     version: int
     models: Mapping[str, ServedEntry]  # ordered by model id
-    router: Router | None
-    #: The registry's served models this snapshot was built from (a key retry rebuilds from them).
+    router: ModelRouter | None
+    #: The registry's served models this snapshot was built from (by id).
     source: ServedModels = field(default_factory=ServedModels)
+    #: Every valid model item this snapshot was built from, by id (the next change applies to it).
+    followed: Mapping[str, FollowedModel] = field(default_factory=dict)
     #: The LiteLLM parameters (keys resolved) each served model got; a later build whose key read
     #: fails reuses them.
     deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Models whose provider key could not be read: served with their previous deployment or not at all.
     incomplete: frozenset[str] = frozenset()
+    #: Ids of the registry items that do not validate (left out).
+    malformed: frozenset[str] = frozenset()
     #: Registry items left out because they are malformed (invalid record or parameters).
     skipped: int = 0
     #: Models not served that start on request (``serve.activity``): id -> allowed groups.
@@ -89,9 +96,9 @@ class SecretCache:
         return str(self._provider.get(arn, max_age=self._ttl))
 
 
-def deployment_params(served: ServedModel, secrets: SecretCache | None) -> dict[str, Any]:
+def deployment_params(params: Mapping[str, Any], secrets: SecretCache | None) -> dict[str, Any]:
     """The parameters LiteLLM gets for one model: the registry's, with the secret ARN resolved."""
-    params = dict(served.litellm_params)
+    params = dict(params)
     arn = params.pop(SECRET_ARN_PARAM, None)
     if arn:
         if secrets is None:
@@ -103,10 +110,27 @@ def deployment_params(served: ServedModel, secrets: SecretCache | None) -> dict[
     return params
 
 
-RouterFactory = Callable[[list[dict[str, Any]]], Router]
+#: Reads the allowed groups of a model that starts on request and is not running (``None``: it does
+#: not) from its record (``serve.activity.startable_groups``).
+Startable = Callable[[ModelRecord], tuple[str, ...] | None]
+#: Default interval of full reloads (seconds): the bound for registry items changed outside LISA.
+RESYNC_SECONDS = 300.0
 
 
-class RegistryFollower:
+@dataclass
+class FollowerStats:
+    """What following has cost this replica so far (benchmarks read it)."""
+
+    full_loads: int = 0
+    incremental_reads: int = 0
+    #: Model items read by incremental reads (each a key in a BatchGetItem call).
+    items_read: int = 0
+    #: Items a full load read, summed over full loads.
+    items_scanned: int = 0
+    batch_calls: int = 0
+
+
+class RegistryFollower(PollingFollower):
     def __init__(
         self,
         registry: ModelRegistry,
@@ -114,86 +138,77 @@ class RegistryFollower:
         *,
         secrets: SecretCache | None,
         poll_seconds: float,
-        startable: Callable[[], Mapping[str, tuple[str, ...]]] | None = None,
+        startable: Startable | None = None,
+        resync_seconds: float = RESYNC_SECONDS,
     ) -> None:
+        super().__init__("registry-follower", "registry", poll_seconds=poll_seconds)
         self._registry = registry
-        #: Reads the stopped models that start on request (``serve.activity.StartableModels``).
         self._startable = startable
-        self._router_factory = router_factory
+        self._router = SharedRouter(router_factory)
         self._secrets = secrets
-        self._poll_seconds = poll_seconds
+        self._resync_seconds = resync_seconds
+        self._loaded_at = float("-inf")  # monotonic time of the last full load
         self.snapshot: Snapshot | None = None
-        #: monotonic time of the last successful registry read (readiness uses it)
-        self.last_success: float = float("-inf")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-follower")
-        self._task: asyncio.Task[None] | None = None
-        self._stopped = threading.Event()
+        self.stats = FollowerStats()
         self._key_retry_delay = 0.0
         self._next_key_retry = 0.0
 
-    # ---- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="registry-follower")
-
-    async def stop(self) -> None:
-        self._stopped.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        failures = 0
-        while not self._stopped.is_set():
-            try:
-                await loop.run_in_executor(self._executor, self.refresh)
-                if failures:
-                    logger.warning("registry read again after %d failure(s)", failures)
-                failures = 0
-            except Exception as error:
-                failures += 1
-                if failures == 1 or failures % 100 == 0:
-                    logger.warning(
-                        "registry read failed (%d in a row, last success %.1f s ago; serving the last "
-                        "snapshot): %s",
-                        failures,
-                        self.registry_age(),
-                        type(error).__name__,
-                    )
-            await asyncio.sleep(self._poll_seconds)
-
     def registry_age(self) -> float:
         """Seconds since the registry was last read successfully (infinite before the first read)."""
-        return time.monotonic() - self.last_success
+        return self.age()
 
     # ---- the work (a worker thread) ----------------------------------------------------------
     def refresh(self) -> bool:
-        """Read the version; rebuild and swap the snapshot when it changed, or when a provider key
-        that could not be read now can. True when swapped."""
-        version = self._registry.version()
+        """Read the version; apply what changed since the snapshot's version (or everything) and
+        swap the snapshot, also when a provider key that could not be read now can. True when swapped."""
+        log = self._registry.change_log()
         current = self.snapshot
-        if current is not None and current.version == version:
+        resync = time.monotonic() - self._loaded_at >= self._resync_seconds
+        if current is not None and current.version == log.version and not resync:
             self.last_success = time.monotonic()
-            if not self._retry_keys(current):
-                return False
-            served, startable = current.source, current.startable
+            swapped = self._retry_keys(current) and self._swap(
+                self.build(current.version, current.followed, current.malformed, previous=current, changed=())
+            )
+            self._router.retire_unused()
+            return swapped
+        # Read the models after the version: a change in between is caught by the next poll.
+        changed = log.changed_since(current.version) if current is not None and not resync else None
+        if changed is None:
+            read = self._registry.followed_models()
+            self._loaded_at = time.monotonic()
+            self.stats.full_loads += 1
+            self.stats.items_scanned += len(read.models) + len(read.malformed)
+            followed, malformed = dict(read.models), read.malformed
+            if current is not None and not resync:  # fell behind: apply only what differs
+                changed = tuple(_differing(current.followed, followed))
         else:
-            # Read the models after the version: a change in between is caught by the next poll.
-            served = self._registry.served_models()
-            startable = MappingProxyType(dict(self._startable())) if self._startable is not None else {}
-            self.last_success = time.monotonic()
-        snapshot = replace(self.build(version, served, previous=current), startable=startable)
+            assert current is not None
+            followed, malformed = self._changed(current, changed)
+        self.last_success = time.monotonic()
+        self._swap(self.build(log.version, followed, malformed, previous=current, changed=changed))
+        self._router.retire_unused()
+        return True
+
+    def _changed(
+        self, current: Snapshot, changed: tuple[str, ...]
+    ) -> tuple[dict[str, FollowedModel], frozenset[str]]:
+        """The snapshot's models with the ``changed`` ones read again (absent: deleted)."""
+        read = self._registry.followed_by_ids(changed)
+        ids = set(changed)
+        self.stats.incremental_reads += 1
+        self.stats.items_read += len(ids)
+        self.stats.batch_calls += -(-len(ids) // 100)
+        followed = {model_id: model for model_id, model in current.followed.items() if model_id not in ids}
+        followed.update(read.models)
+        return followed, (current.malformed - ids) | read.malformed
+
+    def _swap(self, snapshot: Snapshot) -> bool:
         self.snapshot = snapshot
         self._key_retry_delay = self._next_key_retry = 0.0
-        if current is not None and current.router is not None:
-            # Only the old Router's process-wide registrations go; it keeps serving in-flight calls.
-            current.router.retire()
         logger.info(
             "registry version %d: serving %d model(s); %d malformed item(s) skipped; provider key "
             "unreadable for: %s",
-            version,
+            snapshot.version,
             len(snapshot.models),
             snapshot.skipped,
             ", ".join(sorted(snapshot.incomplete)) or "none",
@@ -213,90 +228,103 @@ class RegistryFollower:
 
     def _key_now_readable(self, current: Snapshot) -> bool:
         """Whether the provider key of a model in ``current.incomplete`` can be read now."""
-        for item in current.source:
-            if item.record.modelId in current.incomplete:
-                try:
-                    deployment_params(item, self._secrets)
-                except SecretUnavailable:
-                    continue
-                return True
+        for model_id in current.incomplete:
+            params = current.followed[model_id].litellm_params
+            try:
+                deployment_params(params or {}, self._secrets)
+            except SecretUnavailable:
+                continue
+            return True
         return False
 
-    def build(self, version: int, served: ServedModels, previous: Snapshot | None = None) -> Snapshot:
-        model_list: list[dict[str, Any]] = []
-        entries: dict[str, ServedEntry] = {}
+    def build(
+        self,
+        version: int,
+        followed: Mapping[str, FollowedModel],
+        malformed: frozenset[str] = frozenset(),
+        *,
+        previous: Snapshot | None = None,
+        changed: Iterable[str] | None = None,
+    ) -> Snapshot:
+        """The snapshot of ``followed``; provider keys are resolved again only for the ``changed``
+        models and those ``previous`` could not resolve (all of them when ``changed`` is None)."""
+        again = None if changed is None or previous is None else set(changed) | previous.incomplete
         deployments: dict[str, Mapping[str, Any]] = {}
         incomplete: set[str] = set()
-        refused = 0
-        for item in sorted(served, key=lambda s: s.record.modelId):
-            record = item.record
+        unusable = 0
+        for model_id in sorted(followed):
+            params = followed[model_id].litellm_params
+            if params is None:
+                continue
+            if again is not None and model_id not in again and model_id in previous.deployments:  # type: ignore[union-attr]
+                deployments[model_id] = previous.deployments[model_id]  # type: ignore[union-attr]
+                continue
             try:
-                params = deployment_params(item, self._secrets)
+                deployments[model_id] = deployment_params(params, self._secrets)
             except SecretUnavailable as error:
-                incomplete.add(record.modelId)
-                kept = previous.deployments.get(record.modelId) if previous is not None else None
+                incomplete.add(model_id)
+                kept = previous.deployments.get(model_id) if previous is not None else None
                 logger.error(
                     "model %s: its provider key could not be read (%s); %s",
-                    record.modelId,
+                    model_id,
                     error,
                     "serving its previous deployment" if kept else "not served until it can be read",
                 )
-                if kept is None:
-                    continue
-                params = dict(kept)
+                if kept is not None:
+                    deployments[model_id] = kept
             except Exception as error:
-                logger.error(
-                    "model %s not served: unusable parameters (%s)", record.modelId, type(error).__name__
-                )
-                refused += 1
-                continue
-            model_list.append({"model_name": record.modelId, "litellm_params": params})
-            deployments[record.modelId] = params
-            entries[record.modelId] = ServedEntry(
-                model_id=record.modelId,
-                model_type=record.modelType,
-                created=record.createdAt,
-                allowed_groups=list(record.allowedGroups),
-                card={
-                    "id": record.modelId,
-                    "object": "model",
-                    "created": record.createdAt,
-                    "owned_by": OWNED_BY,
-                },
-            )
-        router = self._router(model_list) if model_list else None
-        routed = set(router.registry().names()) if router is not None else set()
-        for model_id in [m for m in entries if m not in routed]:
-            logger.error("model %s not served: LiteLLM refused its parameters", model_id)
-            del entries[model_id], deployments[model_id]
-            refused += 1
+                logger.error("model %s not served: unusable parameters (%s)", model_id, type(error).__name__)
+                unusable += 1
+        router, refused = self._router.apply(deployments)
+        entries = {
+            model_id: self._entry(followed[model_id].record, previous)
+            for model_id in deployments
+            if model_id not in refused
+        }
+        startable = self._startable
         return Snapshot(
             version=version,
             models=MappingProxyType(entries),
             router=router,
-            source=served,
-            deployments=MappingProxyType(deployments),
+            source=ServedModels(
+                ServedModel(followed[model_id].record, params)
+                for model_id in sorted(followed)
+                if (params := followed[model_id].litellm_params) is not None
+            ),
+            followed=MappingProxyType(dict(followed)),
+            deployments=MappingProxyType({m: p for m, p in deployments.items() if m not in refused}),
             incomplete=frozenset(incomplete),
-            skipped=served.skipped + refused,
+            malformed=malformed,
+            skipped=len(malformed) + unusable + len(refused),
+            startable=MappingProxyType(
+                {
+                    model_id: groups
+                    for model_id, model in followed.items()
+                    if startable is not None and (groups := startable(model.record)) is not None
+                }
+            ),
         )
 
-    def _router(self, model_list: list[dict[str, Any]]) -> Router | None:
-        """The Router for ``model_list``; when LiteLLM refuses the whole list because of one
-        deployment (some invalid parameters raise instead of being ignored), without the
-        deployments it refuses on their own."""
-        try:
-            return self._router_factory(model_list)
-        except Exception as error:
-            logger.error(
-                "building the router failed (%s); leaving out what LiteLLM refuses", type(error).__name__
-            )
-        usable = [deployment for deployment in model_list if self._accepted_alone(deployment)]
-        return self._router_factory(usable) if usable else None
+    @staticmethod
+    def _entry(record: ModelRecord, previous: Snapshot | None) -> ServedEntry:
+        """The model's entry; the previous snapshot's when its record did not change."""
+        kept = previous.models.get(record.modelId) if previous is not None else None
+        if kept is not None and previous is not None and previous.followed[record.modelId].record == record:
+            return kept
+        return ServedEntry(
+            model_id=record.modelId,
+            model_type=record.modelType,
+            created=record.createdAt,
+            allowed_groups=list(record.allowedGroups),
+            card={"id": record.modelId, "object": "model", "created": record.createdAt, "owned_by": OWNED_BY},
+        )
 
-    def _accepted_alone(self, deployment: dict[str, Any]) -> bool:
-        """Whether LiteLLM builds a Router of this one deployment (a refusal is logged by ``build``)."""
-        try:
-            self._router_factory([deployment]).retire()
-        except Exception:
-            return False
-        return True
+
+def _differing(before: Mapping[str, FollowedModel], after: Mapping[str, FollowedModel]) -> set[str]:
+    """The ids of the models added, changed or removed between two reads."""
+    return {
+        model_id for model_id in before.keys() | after.keys() if before.get(model_id) != after.get(model_id)
+    }
+
+
+__all__ = ["FollowedModels", "RegistryFollower", "RouterFactory", "SecretCache", "Snapshot"]

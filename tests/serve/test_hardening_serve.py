@@ -14,7 +14,15 @@ import httpx
 import openai
 import pytest
 
-from lisa_domain.registry import VERSION_KEY, ModelRegistry, ServedModel, ServedModels
+from lisa_domain.change_log import ChangeLog
+from lisa_domain.registry import (
+    VERSION_KEY,
+    FollowedModel,
+    FollowedModels,
+    ModelRegistry,
+    ServedModel,
+    ServedModels,
+)
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
 from serve.app import build_services, create_app, router_factory
 from serve.bodies import MAX_JSON_DEPTH, Endpoint, parse
@@ -309,12 +317,17 @@ def _remove(serve: ServeEnv, *model_ids: str) -> None:
 
 
 def test_unreadable_provider_key_keeps_the_previous_deployment(serve: ServeEnv, replica: Replica) -> None:
-    _secret_model(serve, "ext-kept")
+    arn = _secret_model(serve, "ext-kept")
     try:
         replica.caught_up(serve)
         assert _chat(replica.url, serve, "ext-kept").status_code == 200
         replica.secrets.down = True
-        serve.add_model("another-change")  # a rebuild while Secrets Manager is down
+        serve.add_model("another-change")  # other models' changes do not read its key again ...
+        replica.caught_up(serve)
+        assert replica.ready()["incomplete"] == []
+        # ... its own change does (registered again, while Secrets Manager is down)
+        params = {"model": "openai/ext-kept", "api_base": serve.backend_url, "api_key_secret_arn": arn}
+        serve.registry.register("ext-kept", params, allowed_from=[ModelStatus.IN_SERVICE])
         replica.caught_up(serve)
         assert replica.ready()["incomplete"] == ["ext-kept"]
         assert _chat(replica.url, serve, "ext-kept").status_code == 200
@@ -385,6 +398,7 @@ def test_malformed_items_are_skipped_and_counted(serve: ServeEnv, replica: Repli
     finally:
         dynamodb.delete_item(TableName=table, Key={"modelId": {"S": "bad-record"}})
         _remove(serve, "bad-params-type", "bad-router-params")
+        _bump_version(serve, dynamodb)  # a change outside LISA: the bump without a log reloads all
     replica.caught_up(serve)
     assert replica.ready()["skippedRecords"] == 0
 
@@ -409,11 +423,13 @@ class FixedRegistry:
     def __init__(self, served: ServedModels) -> None:
         self.served = served
 
-    def version(self) -> int:
-        return 1
+    def change_log(self) -> ChangeLog:
+        return ChangeLog(1)
 
-    def served_models(self) -> ServedModels:
-        return self.served
+    def followed_models(self) -> FollowedModels:
+        return FollowedModels(
+            {model.record.modelId: FollowedModel(model.record, model.litellm_params) for model in self.served}
+        )
 
 
 def test_unreadable_key_is_retried_on_the_next_poll_then_with_backoff() -> None:
