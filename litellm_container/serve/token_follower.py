@@ -11,22 +11,20 @@ remote call; expiry is checked by the caller on every request against the stored
 
 Until the first load completes ``loaded`` is false and the replica is not ready. A failed read keeps
 the mapping it has (revocations wait for the table, like everything else) and is retried on the
-next poll; ``age()`` says how long ago the table was last read.
+next poll; ``age()`` says how long ago the table was last read (the loop: ``serve.polling``, shared
+with the registry follower).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 
 from lisa_domain.auth import Principal, token_principal
 from lisa_domain.tokens import FollowedToken, TokenStore
+from serve.polling import PollingFollower
 
 logger = logging.getLogger("lisa.serve")
 
@@ -34,7 +32,7 @@ logger = logging.getLogger("lisa.serve")
 RESYNC_SECONDS = 300.0
 
 
-class TokenFollower:
+class TokenFollower(PollingFollower):
     def __init__(
         self,
         store: TokenStore,
@@ -43,20 +41,15 @@ class TokenFollower:
         poll_seconds: float,
         resync_seconds: float = RESYNC_SECONDS,
     ) -> None:
+        super().__init__("token-follower", "tokens table", poll_seconds=poll_seconds)
         self._store = store
         self._admin_group = admin_group
-        self._poll_seconds = poll_seconds
         self._resync_seconds = resync_seconds
         #: The version the mapping reflects (``None`` until the first load).
         self.version: int | None = None
         self._principals: Mapping[str, Principal] = MappingProxyType({})
         self._groups: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._loaded_at = float("-inf")  # monotonic time of the last full load
-        #: monotonic time of the last successful read of the table
-        self.last_success = float("-inf")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-follower")
-        self._task: asyncio.Task[None] | None = None
-        self._stopped = threading.Event()
 
     # ---- the hot path ------------------------------------------------------------------------------
     @property
@@ -69,43 +62,6 @@ class TokenFollower:
 
     def __len__(self) -> int:
         return len(self._principals)
-
-    def age(self) -> float:
-        """Seconds since the table was last read successfully (infinite before the first read)."""
-        return time.monotonic() - self.last_success
-
-    # ---- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="token-follower")
-
-    async def stop(self) -> None:
-        self._stopped.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        failures = 0
-        while not self._stopped.is_set():
-            try:
-                await loop.run_in_executor(self._executor, self.refresh)
-                if failures:
-                    logger.warning("tokens table read again after %d failure(s)", failures)
-                failures = 0
-            except Exception as error:
-                failures += 1
-                if failures == 1 or failures % 100 == 0:
-                    logger.warning(
-                        "tokens table read failed (%d in a row, last success %.1f s ago; answering from "
-                        "the tokens loaded before): %s",
-                        failures,
-                        self.age(),
-                        type(error).__name__,
-                    )
-            await asyncio.sleep(self._poll_seconds)
 
     # ---- the work (a worker thread) ----------------------------------------------------------------
     def refresh(self) -> bool:
