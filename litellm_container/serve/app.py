@@ -315,8 +315,8 @@ def create_app(services: Services) -> FastAPI:
                     param="model",
                     code="model_type_mismatch",
                 )
-            metered = Metered(meter, gate, principal, model_id, started) if meter is not None else None
-            if metered is not None:
+            if meter is not None:
+                metered = Metered(meter, gate, principal, model_id, started, endpoint.value)
                 await metered.admit()
             if usage is not None:
                 usage.used(model_id)

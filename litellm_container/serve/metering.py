@@ -13,7 +13,7 @@ reached, so a retry of a batch that had committed (a timeout after the commit) d
 twice. A crash loses only what was not yet flushed: at most one interval of this replica's usage.
 
 With ``LISA_SERVE_METRICS`` the flush also prints CloudWatch embedded-metric-format documents
-(namespace ``LISA``, dimension ``model``): ``Requests``, ``Errors``, ``PromptTokens``,
+(namespace ``LISA``, dimensions ``model`` and ``model`` x ``route``): ``Requests``, ``Errors``, ``PromptTokens``,
 ``CompletionTokens`` and every request's ``Latency`` (milliseconds), no API call.
 """
 
@@ -61,9 +61,9 @@ class MetricsPrinter:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    def emit(self, per_model: dict[str, _ModelMetrics], at: float) -> None:
+    def emit(self, per_model: dict[tuple[str, str], _ModelMetrics], at: float) -> None:
         stream = self._stream or sys.stdout
-        for model, metrics in per_model.items():
+        for (model, route), metrics in per_model.items():
             latencies = metrics.latencies_ms or [0.0]
             for start in range(0, len(latencies), EMF_MAX_VALUES):
                 values: dict[str, object] = {"Latency": latencies[start : start + EMF_MAX_VALUES]}
@@ -83,7 +83,7 @@ class MetricsPrinter:
                         "CloudWatchMetrics": [
                             {
                                 "Namespace": METRICS_NAMESPACE,
-                                "Dimensions": [["model"]],
+                                "Dimensions": [["model"], ["model", "route"]],
                                 "Metrics": [
                                     {"Name": name, "Unit": units.get(name, "Count")} for name in values
                                 ],
@@ -91,6 +91,7 @@ class MetricsPrinter:
                         ],
                     },
                     "model": model,
+                    "route": route,
                     **values,
                 }
                 stream.write(json.dumps(document) + "\n")
@@ -118,7 +119,7 @@ class Meter:
         self._flush_lock = threading.Lock()  # one flush at a time (the timer and shutdown)
         self._usage: dict[UsageKey, Counts] = {}
         self._spent: dict[tuple[str, str], int] = {}
-        self._per_model: dict[str, _ModelMetrics] = {}
+        self._per_model: dict[tuple[str, str], _ModelMetrics] = {}
         self._outbox: list[FlushBatch] = []
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
@@ -134,7 +135,9 @@ class Meter:
         completion_tokens: int,
         latency_seconds: float,
         budget_keys: Iterable[str] = (),
+        route: str = "",
     ) -> None:
+        """One answered request; ``route`` (``chat/completions``, ...) is a metrics dimension only."""
         now = self._clock()
         tokens = prompt_tokens + completion_tokens
         error = 1 if status >= 400 else 0
@@ -152,7 +155,7 @@ class Meter:
                 for budget in keys:
                     self._spent[(budget, month)] = self._spent.get((budget, month), 0) + tokens
             if self._metrics is not None:
-                metrics = self._per_model.setdefault(model, _ModelMetrics())
+                metrics = self._per_model.setdefault((model, route), _ModelMetrics())
                 metrics.requests += 1
                 metrics.errors += error
                 metrics.prompt_tokens += prompt_tokens
@@ -231,12 +234,19 @@ class Metered:
     """One inference request: its admission (limits), its token usage, and one record at its end."""
 
     def __init__(
-        self, meter: Meter, gate: UsageGate | None, principal: Principal, model: str, started: float
+        self,
+        meter: Meter,
+        gate: UsageGate | None,
+        principal: Principal,
+        model: str,
+        started: float,
+        route: str = "",
     ) -> None:
         self._meter = meter
         self._gate = gate
         self._principal = principal
         self._model = model
+        self._route = route
         self._started = started
         self._admission: Admission | None = None
         self._prompt = self._completion = 0
@@ -293,6 +303,7 @@ class Metered:
             username=self._principal.username,
             groups=self._principal.groups,
             model=self._model,
+            route=self._route,
             status=status,
             prompt_tokens=self._prompt,
             completion_tokens=self._completion,

@@ -187,14 +187,20 @@ def test_metrics_are_printed_as_cloudwatch_emf() -> None:
             prompt_tokens=2,
             completion_tokens=3,
             latency_seconds=0.01,
+            route="chat/completions",
         )
     meter.flush()
     documents = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(documents) == 2  # 150 latencies: 100 + 50 values
     first = documents[0]
     directive = first["_aws"]["CloudWatchMetrics"][0]
-    assert directive["Namespace"] == "LISA" and directive["Dimensions"] == [["model"]]
-    assert first["model"] == "m" and first["Requests"] == 150 and first["Errors"] == 1
+    assert directive["Namespace"] == "LISA" and directive["Dimensions"] == [["model"], ["model", "route"]]
+    assert (
+        first["model"] == "m"
+        and first["route"] == "chat/completions"
+        and first["Requests"] == 150
+        and first["Errors"] == 1
+    )
     assert first["PromptTokens"] == 300 and first["CompletionTokens"] == 450
     assert len(first["Latency"]) == 100 and len(documents[1]["Latency"]) == 50
 
