@@ -23,12 +23,15 @@ os.environ.pop("AWS_PROFILE", None)
 
 from moto import mock_aws  # noqa: E402
 
+from lisa_contracts.settings import AdminApiSettings, AuthorizerSettings  # noqa: E402
 from local_mode import moto_atomic  # noqa: E402
 from local_mode.resources import LocalResources, create_resources  # noqa: E402
+from tests.support.lambda_state import configure  # noqa: E402
 
 moto_atomic.install()
 
 ADMIN_GROUP = "lisa-admins"
+MODEL_SECRET_PREFIX = "lisa/test/models/"
 
 
 @pytest.fixture
@@ -42,12 +45,21 @@ def aws() -> Iterator[None]:
 def resources(aws: None, monkeypatch: pytest.MonkeyPatch) -> LocalResources:
     """LISA's tables and management key in moto, with the Lambda environment pointing at them."""
     created = create_resources("lisa-test")
-    monkeypatch.setenv("MODELS_TABLE_NAME", created.models_table)
-    monkeypatch.setenv("TOKENS_TABLE_NAME", created.tokens_table)
-    monkeypatch.setenv("USAGE_TABLE_NAME", created.usage_table)
-    monkeypatch.setenv("MANAGEMENT_KEY_SECRET_ARN", created.management_key_secret_arn)
-    monkeypatch.setenv("ADMIN_GROUP", ADMIN_GROUP)
-    monkeypatch.setenv("MODEL_SECRET_PREFIX", "lisa/test/models/")
+    configure(
+        monkeypatch,
+        AdminApiSettings.build(
+            models_table=created.models_table,
+            tokens_table=created.tokens_table,
+            usage_table=created.usage_table,
+            admin_group=ADMIN_GROUP,
+            model_secret_prefix=MODEL_SECRET_PREFIX,
+        ),
+        AuthorizerSettings.build(
+            tokens_table=created.tokens_table,
+            management_key_secret_arn=created.management_key_secret_arn,
+            admin_group=ADMIN_GROUP,
+        ),
+    )
     from lisa_domain.settings import settings
 
     settings.cache_clear()

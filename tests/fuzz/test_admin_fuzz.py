@@ -17,9 +17,10 @@ import boto3
 import httpx
 import pytest
 
+from lisa_contracts.settings import AdminApiSettings
 from local_mode.resources import LocalResources
 from tests.fuzz.harness import fuzz
-from tests.support.lambda_state import fresh_admin_api, fresh_authorizer
+from tests.support.lambda_state import configure, fresh_admin_api, fresh_authorizer
 
 CASES = 12
 PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
@@ -29,16 +30,23 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/lisa-fuzz-workflows"
 @pytest.fixture
 def admin_url(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     client = boto3.client("stepfunctions")
-    for name in ("create", "update", "delete"):
-        arn = client.create_state_machine(name=f"lisa-fuzz-{name}", definition=PASS, roleArn=ROLE_ARN)[
+    arns = {
+        name: client.create_state_machine(name=f"lisa-fuzz-{name}", definition=PASS, roleArn=ROLE_ARN)[
             "stateMachineArn"
         ]
-        monkeypatch.setenv(f"{name.upper()}_MODEL_STATE_MACHINE_ARN", arn)
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+        for name in ("create", "update", "delete")
+    }
+    configure(
+        monkeypatch,
+        AdminApiSettings.build(
+            models_table=resources.models_table,
+            create_state_machine_arn=arns["create"],
+            update_state_machine_arn=arns["update"],
+            delete_state_machine_arn=arns["delete"],
+        ),
+    )
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # read by Powertools, not by LISA
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
-    from lisa_domain.settings import settings
-
-    settings.cache_clear()
     from admin_api import handler as admin
     from authorizer import handler as authorizer
     from local_mode.apigw import AdminApiServer, ApiGatewayAdapter

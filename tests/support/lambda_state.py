@@ -8,6 +8,18 @@ account forgets them here, so the next request builds them again, as a new conta
 
 from __future__ import annotations
 
+import pytest
+
+from lisa_contracts.settings import RuntimeSettings
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, *runtime_settings: RuntimeSettings) -> None:
+    """Give the runtimes the environment ``runtime_settings`` describe, the way the CDK stacks build
+    it (``Model.build(...).to_env()``): a name or value a runtime does not accept fails here."""
+    for settings in runtime_settings:
+        for name, value in settings.to_env().items():
+            monkeypatch.setenv(name, value)
+
 
 def fresh_admin_api() -> None:
     """The admin API's services and settings, rebuilt on the next request."""

@@ -12,8 +12,9 @@ import botocore.loaders
 import botocore.session
 import pytest
 
+from lisa_contracts.settings import AdminApiSettings
 from local_mode.resources import LocalResources
-from tests.support.lambda_state import fresh_admin_api, fresh_authorizer
+from tests.support.lambda_state import configure, fresh_admin_api, fresh_authorizer
 from tests.support.oidc_issuer import IdentityProvider, KeyPair, rsa_key
 from tests.unit.identity_harness import Harness, make_harness
 
@@ -74,15 +75,23 @@ class Workflows:
 def workflows(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Workflows:
     """Trivial Pass state machines for create/update/delete, wired into the admin API's environment."""
     client = boto3.client("stepfunctions")
-    arns = {}
-    for name, variable in WORKFLOW_ENV.items():
-        arn = client.create_state_machine(
+    arns = {
+        name: client.create_state_machine(
             name=f"lisa-test-{name}-model", definition=PASS_DEFINITION, roleArn=ROLE_ARN
         )["stateMachineArn"]
-        monkeypatch.setenv(variable, arn)
-        arns[name] = arn
-    monkeypatch.setenv("WORKFLOW_POLL_SECONDS", "1")
-    monkeypatch.setenv("WORKFLOW_MAX_POLLS", "5")
+        for name in WORKFLOW_ENV
+    }
+    configure(
+        monkeypatch,
+        AdminApiSettings.build(
+            models_table=resources.models_table,
+            create_state_machine_arn=arns["create"],
+            update_state_machine_arn=arns["update"],
+            delete_state_machine_arn=arns["delete"],
+            workflow_poll_seconds=1,
+            workflow_max_polls=5,
+        ),
+    )
 
     fresh_admin_api()
     return Workflows(arns, client)
