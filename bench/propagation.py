@@ -10,6 +10,14 @@ alternately creating a token and revoking it, through ``lisa_domain.tokens`` as 
 (200 / 401). After each change both replicas are polled every 5 ms until they show it; the time
 from the write's return to the first answer showing it is recorded per replica. Target: p99 <= 1 s.
 
+``--models N`` registers N more served models before the replicas start (the scale case of issue
+20: their start-up time to ready is reported), and ``--burst N`` then makes N changes to those
+models spread over 5 s (re-registrations with new parameters, as an admin script would) while 16
+concurrent chat requests run against replica 1: reported are the time from the last write until
+both replicas report the final registry version on ``/health/ready``, and the chat p99 during the
+burst next to its p99 over the 5 s before it. DynamoDB reads per change are counted on an
+in-process follower of the same table (botocore's ``provide-client-params`` event).
+
 ``--load-tokens N`` also measures a replica's full load of N tokens in-process: the follower's
 Scan pages (as DynamoDB returns them, 1 MB each) come from memory, so the figure is LISA's own
 parsing and building, and the memory its map of N tokens takes (tracemalloc); DynamoDB's time to
@@ -181,25 +189,153 @@ def token_load(count: int) -> None:
     )
 
 
+def add_models(lisa: Lisa, backend_url: str, count: int) -> None:
+    started = time.monotonic()
+    for index in range(count):
+        lisa.add_model(f"scale-{index}", backend_url)
+    log(f"{count} more served models registered in {time.monotonic() - started:.0f} s")
+
+
+async def _chat_load(url: str, key: str, seconds: float, concurrency: int = 16) -> list[float]:
+    """Latencies of chat requests to ``MODEL`` over ``seconds``, ``concurrency`` at a time."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+
+        async def one() -> None:
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                response = await client.post(url + "/v2/serve/chat/completions", json=body)
+                if response.status_code == 200:
+                    latencies.append(time.monotonic() - started)
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+    return sorted(latencies)
+
+
+async def _registry_version(client: httpx.AsyncClient, url: str) -> int:
+    return int((await client.get(url + "/health/ready")).json().get("registryVersion", -1))
+
+
+async def burst(lisa: Lisa, backend_url: str, urls: list[str], count: int, models: int) -> None:
+    """``count`` changes to the scale models over 5 s while chat load runs; see the module docstring."""
+    from lisa_domain.schema import ModelStatus
+
+    key = lisa.management_key
+    steady = await _chat_load(urls[0], key, 5.0)
+
+    async def changes() -> float:
+        for index in range(count):
+            model_id = f"scale-{(index * 7919) % models}"
+            params = {"model": "openai/echo", "api_base": backend_url, "api_key": f"rev-{index}"}
+            await asyncio.to_thread(
+                lisa.registry.register, model_id, params, allowed_from=[ModelStatus.IN_SERVICE]
+            )
+            await asyncio.sleep(max(0.0, 5.0 / count - 0.01))
+        return time.monotonic()
+
+    load = asyncio.create_task(_chat_load(urls[0], key, 7.0))
+    last_write = await changes()
+    final = lisa.registry.version()
+    async with httpx.AsyncClient(timeout=5) as client:
+        applied = []
+        for url in urls:
+            while await _registry_version(client, url) < final:
+                await asyncio.sleep(0.005)
+            applied.append(time.monotonic() - last_write)
+    during = await load
+    print(f"\nBurst of {count} changes in 5 s over {models} served models (2 replicas), ms\n")
+    print("| | replica 1 | replica 2 |")
+    print("| --- | --- | --- |")
+    print(
+        f"| last write -> final version on /health/ready | {applied[0] * 1000:.0f} | {applied[1] * 1000:.0f} |"
+    )
+    print("\n| chat, concurrency 16, replica 1 | requests | p50 | p99 |")
+    print("| --- | --- | --- | --- |")
+    for name, values in (("steady (5 s before)", steady), ("during the burst", during)):
+        print(
+            f"| {name} | {len(values)} | {median(values) * 1000:.0f} | {percentile(values, 99) * 1000:.0f} |"
+        )
+    ratio = percentile(during, 99) / percentile(steady, 99)
+    print(
+        f"\nTargets: applied within 1000 ms of the last write: {'met' if max(applied) <= 1.0 else 'NOT met'}; "
+        f"p99 during / steady = {ratio:.2f} (target <= 1.5)"
+    )
+
+
+def reads_per_change(lisa: Lisa, backend_url: str, models: int, changes: int = 20) -> None:
+    """DynamoDB calls and keys an in-process follower reads per change (after its full load)."""
+    import boto3
+
+    from lisa_domain.registry import ModelRegistry
+    from lisa_domain.schema import ModelStatus
+    from serve.app import router_factory
+    from serve.config import ServeConfig
+    from serve.follower import RegistryFollower
+
+    calls: dict[str, int] = {}
+    keys = [0]
+
+    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls[model.name] = calls.get(model.name, 0) + 1
+        if model.name == "BatchGetItem":
+            keys[0] += sum(len(request["Keys"]) for request in params["RequestItems"].values())
+
+    client = boto3.client("dynamodb", endpoint_url=lisa.registry._client.meta.endpoint_url)
+    client.meta.events.register("provide-client-params.dynamodb", count)
+    table = lisa.registry.table_name
+    follower = RegistryFollower(
+        ModelRegistry(table, client),
+        router_factory(ServeConfig(models_table=table)),
+        secrets=None,
+        poll_seconds=1,
+    )
+    follower.refresh()
+    full = dict(calls)
+    calls.clear()
+    for index in range(changes):
+        params = {"model": "openai/echo", "api_base": backend_url, "api_key": f"reads-{index}"}
+        lisa.registry.register(f"scale-{index % models}", params, allowed_from=[ModelStatus.IN_SERVICE])
+        follower.refresh()
+    print(
+        f"\nDynamoDB reads of one replica: the first load of {models + 1} models {full}; then per change "
+        f"(average of {changes}): "
+        + ", ".join(f"{name} {number / changes:.1f}" for name, number in sorted(calls.items()))
+        + f", keys read {keys[0] / changes:.1f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.propagation", description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument(
         "--load-tokens", type=int, default=0, help="also measure a full load of this many tokens"
     )
+    parser.add_argument("--models", type=int, default=0, help="this many more served models (issue 20)")
+    parser.add_argument("--burst", type=int, default=0, help="then a burst of this many changes in 5 s")
     args = parser.parse_args()
     with Processes() as processes:
         lisa, backend_url = processes.registry_with_backend("lisa-prop")
         lisa.add_model(MODEL, backend_url)
+        add_models(lisa, backend_url, args.models)
         urls = []
         for index in range(2):
+            started = time.monotonic()
             urls.append(processes.add(start_serve(lisa, name=f"serve-{index}", LISA_SERVE_WORKERS="1")))
+            log(
+                f"replica {index + 1} ready in {time.monotonic() - started:.1f} s with {args.models + 1} models"
+            )
         log(f"replicas {urls}; {args.changes} changes of each kind")
         key = lisa.management_key
         registry = asyncio.run(measure(args.changes, urls, registry_change(lisa, backend_url), key))
         report(f"Registry propagation over {args.changes} changes (stop/start alternating)", registry)
         tokens = asyncio.run(measure(args.changes, urls, token_change(lisa), key))
         report(f"API-token propagation over {args.changes} changes (create/revoke alternating)", tokens)
+        if args.models and args.burst:
+            asyncio.run(burst(lisa, backend_url, urls, args.burst, args.models))
+        if args.models:
+            reads_per_change(lisa, backend_url, args.models)
     if args.load_tokens:
         token_load(args.load_tokens)
 

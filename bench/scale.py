@@ -10,6 +10,11 @@ Registers ``--models`` models (all served) in a moto server, then measures
   (``local_mode.apigw``), against the same moto server.
 
 Requests are sequential (latency, not throughput), ``--requests`` of each.
+
+``--memory 10,100,1000`` instead measures, for each number of served models, ``python -m serve``'s
+time from start to ready and the resident memory of its process tree once ready (one worker), next
+to the LiteLLM proxy (``litellm[proxy]``, its own virtual environment, one worker) configured with
+the same models (time to ``/health/liveliness``, which the proxy answers after loading its config).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
 from bench._http import median, percentile
-from bench._procs import ADMIN_GROUP, Processes, log, start_serve
+from bench._procs import ADMIN_GROUP, Processes, log, start_proxy, start_serve
 
 
 def timed(call: Callable[[], httpx.Response], requests: int) -> tuple[list[float], httpx.Response]:
@@ -36,11 +42,62 @@ def timed(call: Callable[[], httpx.Response], requests: int) -> tuple[list[float
     return sorted(samples), response
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and its descendants (``/proc``)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    total = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            total = int(line.split()[1]) * 1024
+    for child in children.read_text().split() if children.exists() else []:
+        total += tree_rss(int(child))
+    return total
+
+
+def memory(counts: list[int]) -> None:
+    """Start-up time and RSS of ``python -m serve`` and of the LiteLLM proxy per number of models."""
+    rows = []
+    with Processes() as processes:
+        lisa, backend_url = processes.registry_with_backend("lisa-memory")
+        registered = 0
+        for count in sorted(counts):
+            while registered < count:
+                lisa.add_model(f"model-{registered:04d}", backend_url)
+                registered += 1
+            started = time.monotonic()
+            process, _ = start_serve(lisa, name=f"serve-{count}", LISA_SERVE_WORKERS="1")
+            ready = time.monotonic() - started
+            serve_rss = tree_rss(process.pid)
+            process.stop()
+            started = time.monotonic()
+            proxy, _ = start_proxy(
+                {f"model-{index:04d}": "echo" for index in range(count)}, backend_url, "sk-bench", workers=1
+            )
+            proxy_ready = time.monotonic() - started
+            proxy_rss = tree_rss(proxy.pid)
+            proxy.stop()
+            rows.append((count, ready, serve_rss, proxy_ready, proxy_rss))
+            log(f"{count} models measured")
+    print("\nStart-up and resident memory per worker (one worker each), by served models\n")
+    print(
+        "| models | LISA serve: start to ready s | LISA serve RSS MiB | LiteLLM proxy: start to live s | proxy RSS MiB |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    for count, ready, serve_rss, proxy_ready, proxy_rss in rows:
+        print(
+            f"| {count} | {ready:.1f} | {serve_rss / 2**20:.0f} | {proxy_ready:.1f} | {proxy_rss / 2**20:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--memory", help="comma-separated model counts: start-up and RSS instead")
     args = parser.parse_args()
+    if args.memory:
+        memory([int(count) for count in args.memory.split(",")])
+        return
     with Processes() as processes:
         lisa, backend_url = processes.registry_with_backend("lisa-scale")
         log(f"registering {args.models} models")
