@@ -13,29 +13,8 @@ from pathlib import Path
 
 import boto3
 
-from lisa_domain.capacity import ServiceQuotas
-from lisa_preflight.checks import BedrockAvailability, CheckResult, Clients, run_preflight
+from lisa_preflight.checks import clients, report, run_preflight
 from lisa_stacks.config import ConfigError, load_config
-
-
-def clients(session: boto3.Session) -> Clients:
-    return Clients(
-        sts=session.client("sts"),
-        ssm=session.client("ssm"),
-        ec2=session.client("ec2"),
-        quotas=ServiceQuotas(session.client("service-quotas")),
-        bedrock=BedrockAvailability(session.client("bedrock")),
-    )
-
-
-def report(results: list[CheckResult]) -> str:
-    lines = []
-    for result in results:
-        lines.append(
-            f"{'ok  ' if result.ok else 'FAIL'} {result.name}{': ' + result.detail if result.detail else ''}"
-        )
-        lines += [f"     - {finding}" for finding in result.findings]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

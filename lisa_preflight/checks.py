@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lisa_domain.capacity import CapacityChecker, Finding, QuotaSource
+from lisa_domain.capacity import CapacityChecker, Finding, QuotaSource, ServiceQuotas
 from lisa_domain.litellm_params import is_bedrock
 from lisa_domain.schema import ModelDefinition
 from lisa_stacks.config import DeploymentConfig
@@ -239,3 +240,25 @@ def run_preflight(
             check_models(models, zones, CapacityChecker(clients.ec2, clients.quotas), clients.bedrock, source)
         )
     return results
+
+
+def clients(session: boto3.Session) -> Clients:
+    """The real clients of ``session`` (the operator's credentials and region)."""
+    return Clients(
+        sts=session.client("sts"),
+        ssm=session.client("ssm"),
+        ec2=session.client("ec2"),
+        quotas=ServiceQuotas(session.client("service-quotas")),
+        bedrock=BedrockAvailability(session.client("bedrock")),
+    )
+
+
+def report(results: list[CheckResult]) -> str:
+    """One line per check, one per finding (what ``make preflight`` prints)."""
+    lines = []
+    for result in results:
+        lines.append(
+            f"{'ok  ' if result.ok else 'FAIL'} {result.name}{': ' + result.detail if result.detail else ''}"
+        )
+        lines += [f"     - {finding}" for finding in result.findings]
+    return "\n".join(lines)
