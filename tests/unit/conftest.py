@@ -21,11 +21,8 @@ from tests.unit.identity_harness import Harness, make_harness
 PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 ROLE_ARN = "arn:aws:iam::123456789012:role/lisa-test-workflows"
 MISSING_STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:lisa-test-missing"
-WORKFLOW_ENV = {
-    "create": "CREATE_MODEL_STATE_MACHINE_ARN",
-    "update": "UPDATE_MODEL_STATE_MACHINE_ARN",
-    "delete": "DELETE_MODEL_STATE_MACHINE_ARN",
-}
+#: The workflows the admin API starts (``AdminApiSettings.<name>_state_machine_arn``).
+WORKFLOWS = ("create", "update", "delete")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -79,7 +76,7 @@ def workflows(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Wor
         name: client.create_state_machine(
             name=f"lisa-test-{name}-model", definition=PASS_DEFINITION, roleArn=ROLE_ARN
         )["stateMachineArn"]
-        for name in WORKFLOW_ENV
+        for name in WORKFLOWS
     }
     configure(
         monkeypatch,
@@ -98,12 +95,17 @@ def workflows(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Wor
 
 
 @pytest.fixture
-def break_workflow(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+def break_workflow(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """Point one workflow at a state machine that does not exist, so starting it fails."""
 
     def breaker(name: str) -> None:
-        monkeypatch.setenv(WORKFLOW_ENV[name], MISSING_STATE_MACHINE)
-
+        configure(
+            monkeypatch,
+            AdminApiSettings.build(
+                models_table=resources.models_table,
+                **{f"{name}_state_machine_arn": MISSING_STATE_MACHINE},
+            ),
+        )
         fresh_admin_api()
 
     return breaker

@@ -12,12 +12,13 @@ import pytest
 
 from admin_api import handler
 from lisa_contracts.names import MODELS_TABLE_KEY, REGISTRY_VERSION_KEY
+from lisa_contracts.settings import AdminApiSettings
 from lisa_domain.auth import Principal
 from lisa_domain.errors import Forbidden, NotFound
 from lisa_domain.registry import ModelRegistry, now
 from lisa_domain.schema import CreateModelRequest, ModelRecord, ModelStatus
 from local_mode.resources import LocalResources
-from tests.support.lambda_state import fresh_admin_api
+from tests.support.lambda_state import configure, fresh_admin_api
 from tests.support.lisa_payloads import API_KEY, BEDROCK_MODEL, EXTERNAL_MODEL, VLLM_MODEL
 from tests.unit.conftest import Workflows
 from tests.unit.helpers import ADMIN, USER_A, USER_B, FakeContext, rest_event
@@ -304,7 +305,12 @@ def test_failed_workflow_start_undoes_the_create(
     assert model_secrets() == []
     assert workflows.count() == 0
     # The id is free again once the workflow can start.
-    monkeypatch.setenv("CREATE_MODEL_STATE_MACHINE_ARN", workflows.arns["create"])
+    configure(
+        monkeypatch,
+        AdminApiSettings.build(
+            models_table=resources.models_table, create_state_machine_arn=workflows.arns["create"]
+        ),
+    )
     fresh_admin_api()
     assert call("POST", "/models", body=EXTERNAL_MODEL)[0] == 201
 

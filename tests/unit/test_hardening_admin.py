@@ -15,12 +15,13 @@ from botocore.exceptions import ClientError
 
 from admin_api.model_url import ModelUrlPolicy
 from admin_api.models import narrowed_groups
+from lisa_contracts.settings import AdminApiSettings
 from lisa_domain.errors import Conflict, Unavailable, ValidationFailed
 from lisa_domain.registry import LITELLM_PARAMS, WRITE_ATTEMPTS, ModelRegistry
 from lisa_domain.schema import SUMMARY_FIELDS, ModelRecord, ModelStatus
 from lisa_domain.secrets import ModelSecrets
 from local_mode.resources import LocalResources
-from tests.support.lambda_state import fresh_admin_api
+from tests.support.lambda_state import configure, fresh_admin_api
 from tests.support.lisa_payloads import BEDROCK_MODEL, EXTERNAL_MODEL, VLLM_MODEL
 from tests.unit.conftest import Workflows
 from tests.unit.helpers import ADMIN, USER_A, USER_B
@@ -374,8 +375,14 @@ def test_the_admin_api_rejects_a_loopback_model_url_unless_configured(
     status, body = call("POST", "/models", body=payload)
     assert status == 400 and body["message"].startswith("modelUrl: ")
     assert_nothing_written(resources, workflows)
-    monkeypatch.setenv("MODEL_URL_ALLOW_HTTP", "true")
-    monkeypatch.setenv("MODEL_URL_ALLOWED_CIDRS", "127.0.0.0/8,::1/128")
+    configure(
+        monkeypatch,
+        AdminApiSettings.build(
+            models_table=resources.models_table,
+            model_url_allow_http=True,
+            model_url_allowed_cidrs="127.0.0.0/8,::1/128",
+        ),
+    )
 
     fresh_admin_api()
     status, body = call("POST", "/models", body=payload)

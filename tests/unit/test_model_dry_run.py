@@ -10,9 +10,10 @@ import boto3
 import pytest
 
 import lisa_domain.capacity
+from lisa_contracts.settings import AdminApiSettings
 from lisa_domain.schema import ModelStatus
 from local_mode.resources import LocalResources
-from tests.support.lambda_state import fresh_admin_api
+from tests.support.lambda_state import configure, fresh_admin_api
 from tests.support.lisa_payloads import EXTERNAL_MODEL, VLLM_MODEL
 from tests.unit.conftest import Workflows
 from tests.unit.test_admin_api import assert_nothing_written, call, seed, table_items
@@ -30,7 +31,9 @@ class RecordedQuotas:
 
 
 @pytest.fixture
-def model_subnets(monkeypatch: pytest.MonkeyPatch, workflows: Workflows) -> dict[str, float]:
+def model_subnets(
+    resources: LocalResources, monkeypatch: pytest.MonkeyPatch, workflows: Workflows
+) -> dict[str, float]:
     """Model subnets in us-east-1e and us-east-1f (g6.2xlarge: offered in f only, p4d.24xlarge in
     neither); the G/VT quota answers what the returned dict holds (64 vCPUs unless a test changes it)."""
     ec2 = boto3.client("ec2")
@@ -40,7 +43,10 @@ def model_subnets(monkeypatch: pytest.MonkeyPatch, workflows: Workflows) -> dict
         for i, zone in enumerate(("us-east-1e", "us-east-1f"))
     ]
     quotas: dict[str, float] = {G_QUOTA: 64}
-    monkeypatch.setenv("MODEL_SUBNET_IDS", ",".join(subnets))
+    configure(
+        monkeypatch,
+        AdminApiSettings.build(models_table=resources.models_table, model_subnet_ids=",".join(subnets)),
+    )
     monkeypatch.setattr(lisa_domain.capacity, "ServiceQuotas", lambda client: RecordedQuotas(quotas))
     fresh_admin_api()
     return quotas

@@ -10,10 +10,11 @@ import boto3
 import pytest
 
 from admin_api import handler
+from lisa_contracts.settings import AdminApiSettings
 from lisa_domain.auth import Principal
 from lisa_domain.usage import Counts, FlushBatch, UsageKey, UsageStore
 from local_mode.resources import LocalResources
-from tests.support.lambda_state import fresh_admin_api
+from tests.support.lambda_state import configure, fresh_admin_api
 from tests.unit.helpers import ADMIN, USER_A, FakeContext, rest_event
 
 D1, D2 = "2026-12-01", "2026-12-02"
@@ -21,7 +22,10 @@ D1, D2 = "2026-12-01", "2026-12-02"
 
 @pytest.fixture
 def usage(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[UsageStore]:
-    monkeypatch.setenv("USAGE_TABLE_NAME", resources.usage_table)
+    configure(
+        monkeypatch,
+        AdminApiSettings.build(models_table=resources.models_table, usage_table=resources.usage_table),
+    )
     fresh_admin_api()
     store = UsageStore(resources.usage_table, boto3.client("dynamodb"))
     rows = {
@@ -124,9 +128,12 @@ def _create_token(body: dict[str, Any]) -> tuple[int, Any]:
 def test_a_tokens_own_rate_limit_may_not_exceed_its_users(
     resources: LocalResources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(
-        "LISA_USAGE_LIMITS",
-        '{"rateLimit": {"rpm": 60}, "groups": {"team-a": {"rateLimit": {"rpm": 100, "tpm": 1000}}}}',
+    configure(
+        monkeypatch,
+        AdminApiSettings.build(
+            models_table=resources.models_table,
+            usage_limits='{"rateLimit": {"rpm": 60}, "groups": {"team-a": {"rateLimit": {"rpm": 100, "tpm": 1000}}}}',
+        ),
     )
     fresh_admin_api()
     tokens_before = boto3.client("dynamodb").scan(TableName=resources.tokens_table)["Count"]
