@@ -7,6 +7,7 @@ from aws_cdk import aws_apigateway as apigw
 from constructs import Construct
 
 from lisa_contracts.names import ADMIN_ROUTES
+from lisa_domain.cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE
 from lisa_stacks.common import log_group
 from lisa_stacks.config import DeploymentConfig
 from lisa_stacks.lambda_code import LisaFunction
@@ -24,6 +25,7 @@ class AdminApi(Construct):
         config: DeploymentConfig,
         admin_function: LisaFunction,
         authorizer_function: LisaFunction,
+        cors_origin: str,
     ) -> None:
         super().__init__(scope, construct_id)
         access_logs = log_group(self, "AccessLogs", config)
@@ -67,6 +69,14 @@ class AdminApi(Construct):
             default_method_options=apigw.MethodOptions(
                 authorizer=self.authorizer, authorization_type=apigw.AuthorizationType.CUSTOM
             ),
+            # The console's origin only (lisa_domain.cors): API Gateway answers the preflight, the
+            # Lambda adds the header to its responses (admin_api.cors), the gateway to its own.
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=[cors_origin],
+                allow_methods=ALLOWED_METHODS.split(","),
+                allow_headers=ALLOWED_HEADERS.split(","),
+                max_age=cdk.Duration.seconds(int(PREFLIGHT_MAX_AGE)),
+            ),
         )
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
@@ -92,7 +102,10 @@ class AdminApi(Construct):
             ("Default5xx", apigw.ResponseType.DEFAULT_5_XX),
         ):
             self.api.add_gateway_response(
-                name, type=response_type, templates={"application/json": ERROR_TEMPLATE}
+                name,
+                type=response_type,
+                templates={"application/json": ERROR_TEMPLATE},
+                response_headers={"Access-Control-Allow-Origin": f"'{cors_origin}'", "Vary": "'Origin'"},
             )
 
         acknowledge(

@@ -21,6 +21,7 @@ import aws_cdk as cdk
 from aws_cdk import cx_api
 
 from lisa_stacks.config import REPO_ROOT, DeploymentConfig, load_config, resolve_config_path
+from lisa_stacks.console import ConsoleStack
 from lisa_stacks.model_hosting_stack import ModelHostingStack
 from lisa_stacks.nag import attach_checks
 from lisa_stacks.stacks import CoreStack, ServeStack
@@ -33,6 +34,7 @@ class StackNames:
     core: str
     serve: str
     model_hosting: str
+    console: str
 
     @classmethod
     def of(cls, config: DeploymentConfig) -> StackNames:
@@ -40,6 +42,7 @@ class StackNames:
             core=f"{config.prefix}-core",
             serve=f"{config.prefix}-serve",
             model_hosting=f"{config.prefix}-model-hosting",
+            console=f"{config.prefix}-console",
         )
 
 
@@ -96,7 +99,15 @@ def synthesize(context: dict[str, Any] | None = None, outdir: str | None = None)
     model_assembly = model_app.synth()
     model_template = Path(model_assembly.get_stack_by_name(names.model_hosting).template_full_path)
 
-    core = CoreStack(app, names.core, config=config, model_template_path=model_template, env=env)
-    ServeStack(app, names.serve, config=config, core=core, env=env)
+    console = ConsoleStack(app, names.console, config=config, env=env)
+    core = CoreStack(
+        app,
+        names.core,
+        config=config,
+        model_template_path=model_template,
+        console_origin=console.origin,
+        env=env,
+    )
+    ServeStack(app, names.serve, config=config, core=core, console=console, env=env)
     attach_checks(app)
     return Synthesized(config=config, names=names, assembly=app.synth(), model_assembly=model_assembly)

@@ -8,7 +8,6 @@ no frames, no third-party origin. The browser may connect only to its own origin
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 SECURITY_HEADERS: dict[str, str] = {
     "X-Content-Type-Options": "nosniff",
@@ -41,6 +40,7 @@ def content_security_policy(api_origins: Iterable[str], *, oidc_origin: str = ""
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a URL (a CSP source with a path would match that path only)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    """``scheme://host[:port]`` of a URL (a CSP source with a path would match that path only).
+    Plain text, not ``urlsplit``: CDK tokens such as ``${Token[AWS.Region.12]}`` may be in the host."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"

@@ -39,6 +39,7 @@ class Serve(Construct):
         network: Network,
         data: Data,
         usage: UsageTable,
+        cors_origin: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -115,6 +116,7 @@ class Serve(Construct):
                 max_tokens=limits.maxTokens,
                 max_guided_bytes=limits.maxGuidedDecodingBytes,
                 allow_management_key=serve.allowManagementKey,
+                cors_origins=cors_origin,  # the console's (lisa_stacks.console)
                 # One worker per task vCPU (each follows the registry and the tokens on its own).
                 workers=max(1, serve.cpu // 1024),
                 usage_table=usage.table.table_name,

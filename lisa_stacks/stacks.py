@@ -12,6 +12,7 @@ from lisa_contracts.settings import AdminApiSettings, AuthorizerSettings
 from lisa_stacks.admin_api import AdminApi
 from lisa_stacks.common import identity_settings, model_secrets_arn
 from lisa_stacks.config import DeploymentConfig
+from lisa_stacks.console import ConsoleConfigFile, ConsoleStack
 from lisa_stacks.data import Data
 from lisa_stacks.lambda_code import LisaFunction, lambda_code
 from lisa_stacks.nag import acknowledge_wildcards, nag_arn
@@ -32,6 +33,7 @@ class CoreStack(cdk.Stack):
         *,
         config: DeploymentConfig,
         model_template_path: Path,
+        console_origin: str,
         env: cdk.Environment | None = None,
     ) -> None:
         super().__init__(
@@ -93,6 +95,7 @@ class CoreStack(cdk.Stack):
                 "token_max_lifetime_days": config.tokens.maxLifetimeDays,
                 "model_url_allow_http": config.modelUrlPolicy.allowHttp,
                 "model_url_allowed_cidrs": ",".join(config.modelUrlPolicy.allowedCidrs),
+                "cors_origins": console_origin,
                 "model_subnet_ids": cdk.Fn.join(",", self.network.private_subnets.subnet_ids),
                 "usage_table": self.usage.table.table_name,
                 **usage_limits_env(config),
@@ -151,6 +154,7 @@ class CoreStack(cdk.Stack):
             config=config,
             admin_function=self.admin_function,
             authorizer_function=self.authorizer_function,
+            cors_origin=console_origin,
         )
         cdk.CfnOutput(self, "AdminApiUrl", value=self.admin_api.api.url)
         cdk.CfnOutput(self, "ModelsTableName", value=self.data.models_table.table_name)
@@ -169,11 +173,26 @@ class ServeStack(cdk.Stack):
         *,
         config: DeploymentConfig,
         core: CoreStack,
+        console: ConsoleStack,
         env: cdk.Environment | None = None,
     ) -> None:
         super().__init__(scope, construct_id, env=env, description=f"LISA {config.prefix}: serve API")
         self.serve = Serve(
-            self, "Serve", config=config, network=core.network, data=core.data, usage=core.usage
+            self,
+            "Serve",
+            config=config,
+            network=core.network,
+            data=core.data,
+            usage=core.usage,
+            cors_origin=console.origin,
+        )
+        ConsoleConfigFile(
+            self,
+            "ConsoleConfig",
+            config=config,
+            console=console,
+            admin_api_url=core.admin_api.api.url,
+            serve_url=self.serve.url,
         )
         UsageDashboard(self, "UsageDashboard", config=config, service=self.serve.service)
         cdk.CfnOutput(self, "ServeUrl", value=self.serve.url)

@@ -11,6 +11,7 @@ export async function loadConfig() {
     const response = await fetch("config.json", { cache: "no-store" });
     if (!response.ok) throw new Error(`The console's configuration could not be loaded (HTTP ${response.status}).`);
     config = await response.json();
+    for (const key of ["adminApiUrl", "serveUrl"]) config[key] = String(config[key] || "").replace(/\/+$/, "");
   }
   return config;
 }

@@ -31,6 +31,7 @@ def test_every_stack_is_synthesized(synthesized: Synthesized) -> None:
         f"{n.core}.template.json",
         f"{n.serve}.template.json",
         f"{n.model_hosting}.template.json",
+        f"{n.console}.template.json",
     }
 
 
