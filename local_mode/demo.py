@@ -109,5 +109,13 @@ Serve API (Python, the official openai client):
         messages=[{{"role": "user", "content": "Count to five"}}]):
       print(chunk.choices[0].delta.content or "", end="", flush=True) if chunk.choices else None
   print(len(client.embeddings.create(model="{EMBEDDING_MODEL_ID}", input="hello").data[0].embedding))
+  print(client.responses.create(model="{TEXT_MODEL_ID}", input="Hi").output_text)  # Responses
+
+Anthropic Messages (the anthropic client; Claude Code: ANTHROPIC_BASE_URL={serve_url}
+ANTHROPIC_AUTH_TOKEN=<token> claude --model {TEXT_MODEL_ID}):
+  import anthropic
+  claude = anthropic.Anthropic(base_url="{serve_url}", api_key="{token}")
+  print(claude.messages.create(model="{TEXT_MODEL_ID}", max_tokens=64,
+        messages=[{{"role": "user", "content": "Hi"}}]).content[0].text)
 
 The same URLs and token are in {state_file}. Ctrl-C stops everything."""

@@ -45,6 +45,7 @@ from serve.limits import BudgetGuard, RateLimiter, UsageGate
 from serve.lisa_routes import add_lisa_routes
 from serve.metering import Meter, Metered, MetricsPrinter
 from serve.openapi import HEALTH, READY, inference_route, models_route
+from serve.surface_routes import Surface, add_surface_routes
 from serve.token_follower import TokenFollower
 
 logger = logging.getLogger("lisa.serve")
@@ -293,6 +294,7 @@ def create_app(services: Services) -> FastAPI:
             return error.response()
 
     add_lisa_routes(app, PREFIX, auth=auth, follower=follower, config=config, snapshot=snapshot)
+    add_surface_routes(app, PREFIX, Surface(auth, config, snapshot, _starter(starter), usage, meter, gate))
 
     # ---- inference -------------------------------------------------------------------------------
     async def infer(request: Request, endpoint: Endpoint) -> Response:
@@ -362,6 +364,13 @@ async def _start_on_request(
     if groups is not None and principal.can_use(list(groups)):
         await starter.request(model_id)
         raise ModelStarting(model_id)
+
+
+def _starter(starter: StartRequester | None) -> Callable[[Snapshot, Principal, str], Any] | None:
+    """``_start_on_request`` bound to ``starter`` (``None``: start on request is off)."""
+    if starter is None:
+        return None
+    return lambda current, principal, model_id: _start_on_request(starter, current, principal, model_id)
 
 
 def _endpoint_call(router: ModelRouter, endpoint: Endpoint) -> Callable[..., Any]:

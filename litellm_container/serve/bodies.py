@@ -30,6 +30,10 @@ class Endpoint(StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    MESSAGES = "v1/messages"
+    COUNT_TOKENS = "v1/messages/count_tokens"
+    RESPONSES = "responses"
+    IMAGES = "images/generations"
 
 
 _NUMBER = (int, float)
@@ -113,10 +117,65 @@ ALLOWED: dict[Endpoint, dict[str, tuple[type, ...]]] = {
     },
 }
 
+#: Anthropic Messages (``serve.surface_routes``). ``metadata`` is accepted and not passed on:
+#: LiteLLM reads a ``metadata`` keyword as its own.
+_ANTHROPIC_MESSAGES: dict[str, tuple[type, ...]] = {
+    "model": _STR,
+    "messages": _LIST,
+    "system": _STR_OR_LIST,
+    "tools": _LIST,
+    "tool_choice": _OBJECT,
+    "thinking": _OBJECT,
+}
+ALLOWED[Endpoint.MESSAGES] = {
+    **_ANTHROPIC_MESSAGES,
+    "max_tokens": _INT,
+    "stream": _BOOL,
+    "stop_sequences": _LIST,
+    "temperature": _NUMBER,
+    "top_p": _NUMBER,
+    "top_k": _INT,
+    "metadata": _OBJECT,
+}
+ALLOWED[Endpoint.COUNT_TOKENS] = _ANTHROPIC_MESSAGES
+#: OpenAI Responses, stateless: ``store`` may only be false and ``previous_response_id`` is refused
+#: (``serve.surface_routes``); ``metadata`` is accepted and not passed on, as above.
+ALLOWED[Endpoint.RESPONSES] = {
+    "model": _STR,
+    "input": _STR_OR_LIST,
+    "instructions": _STR,
+    "stream": _BOOL,
+    "max_output_tokens": _INT,
+    "temperature": _NUMBER,
+    "top_p": _NUMBER,
+    "tools": _LIST,
+    "tool_choice": (str, dict),
+    "parallel_tool_calls": _BOOL,
+    "text": _OBJECT,
+    "reasoning": _OBJECT,
+    "user": _STR,
+    "store": _BOOL,
+    "metadata": _OBJECT,
+}
+ALLOWED[Endpoint.IMAGES] = {
+    "model": _STR,
+    "prompt": _STR,
+    "n": _INT,
+    "size": _STR,
+    "quality": _STR,
+    "style": _STR,
+    "response_format": _STR,
+    "user": _STR,
+}
+
 REQUIRED: dict[Endpoint, tuple[str, ...]] = {
     Endpoint.CHAT: ("model", "messages"),
     Endpoint.COMPLETIONS: ("model", "prompt"),
     Endpoint.EMBEDDINGS: ("model", "input"),
+    Endpoint.MESSAGES: ("model", "messages", "max_tokens"),
+    Endpoint.COUNT_TOKENS: ("model", "messages"),
+    Endpoint.RESPONSES: ("model", "input"),
+    Endpoint.IMAGES: ("model", "prompt"),
 }
 
 _TYPE_NAMES = {
@@ -133,7 +192,7 @@ DEFAULT_LIMITS = RequestLimits()
 #: vLLM's guided-decoding fields, each bounded by ``RequestLimits.max_guided_bytes``.
 GUIDED_FIELDS = ("guided_json", "guided_regex", "guided_choice", "guided_grammar", "response_format")
 #: Token counts bounded by ``RequestLimits.max_tokens``.
-TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "min_tokens")
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "min_tokens", "max_output_tokens")
 
 
 def too_large(limit: int) -> ServeError:
@@ -213,7 +272,7 @@ def parse(raw: bytes, endpoint: Endpoint, limits: RequestLimits = DEFAULT_LIMITS
 
 
 def _check_specific(body: Mapping[str, Any], endpoint: Endpoint) -> None:
-    if endpoint is Endpoint.CHAT:
+    if endpoint in (Endpoint.CHAT, Endpoint.MESSAGES, Endpoint.COUNT_TOKENS):
         messages = body["messages"]
         if not messages:
             raise bad_request(
@@ -232,6 +291,25 @@ def _check_specific(body: Mapping[str, Any], endpoint: Endpoint) -> None:
     elif endpoint is Endpoint.COMPLETIONS:
         if isinstance(body["prompt"], list) and not body["prompt"]:
             raise bad_request("'prompt' must not be empty.", param="prompt", code="invalid_value")
+    elif endpoint is Endpoint.RESPONSES:
+        if body["input"] == "" or body["input"] == []:
+            raise bad_request("'input' must not be empty.", param="input", code="invalid_value")
+        if body.get("store"):
+            raise bad_request(
+                "'store' must be false: responses are not stored (the route is stateless).",
+                param="store",
+                code="invalid_value",
+            )
+    elif endpoint is Endpoint.IMAGES:
+        if not body["prompt"]:
+            raise bad_request("'prompt' must not be empty.", param="prompt", code="invalid_value")
+        fmt = body.get("response_format")
+        if fmt is not None and fmt not in ("url", "b64_json"):
+            raise bad_request(
+                "'response_format' must be 'url' or 'b64_json'.",
+                param="response_format",
+                code="invalid_value",
+            )
     elif endpoint is Endpoint.EMBEDDINGS:
         data = body["input"]
         if data == "" or data == []:

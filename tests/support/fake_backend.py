@@ -1,7 +1,8 @@
 """A stand-in for a model container: a small, real OpenAI-compatible HTTP server for tests.
 
 It is NOT a model. It answers ``/v1/chat/completions`` (streaming and not), ``/v1/completions``,
-``/v1/embeddings`` and ``/v1/models`` deterministically, and misbehaves on purpose depending on
+``/v1/embeddings``, ``/v1/images/generations`` (``n`` stand-in images: ``IMAGE_BYTES`` plus the
+prompt) and ``/v1/models`` deterministically, and misbehaves on purpose depending on
 the model name the request carries (the part after ``openai/`` in a deployment's ``litellmParams``):
 
 =============  ==================================================================================
@@ -13,6 +14,8 @@ model name     behaviour
 ``hang``       never answers (sleeps for ``HANG_SECONDS``)
 ``cut``        streams two chunks, then drops the connection without ending the body
 ``slow``       streams ``SLOW_CHUNKS`` chunks, ``SLOW_DELAY`` seconds apart
+``tooler``     with ``tools`` in a chat request: calls the first tool with ``TOOL_ARGUMENTS``
+               (streamed as a tool-call delta with the name, then the arguments in two pieces)
 anything else  echoes: the reply is ``"echo: <last message>"``; streams one word per chunk
 =============  ==================================================================================
 
@@ -23,6 +26,7 @@ and its ``Authorization`` header kept in ``FakeBackend.authorization``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections import Counter
@@ -38,6 +42,9 @@ HANG_SECONDS = 60.0
 SLOW_CHUNKS = 8
 SLOW_DELAY = 0.25
 EMBEDDING_DIMENSIONS = 8
+TOOL_ARGUMENTS = '{"city": "Paris"}'
+#: What every stand-in image starts with (a PNG signature; the rest is the prompt, not an image).
+IMAGE_BYTES = b"\x89PNG\r\n\x1a\n"
 
 
 class BackendDropped(Exception):
@@ -76,6 +83,7 @@ class FakeBackend:
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                Route("/v1/images/generations", self.images, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
             ]
         )
@@ -101,6 +109,29 @@ class FakeBackend:
             return early
         reply = "echo: " + _last_text(body.get("messages", []))
         created, ident = int(time.time()), f"chatcmpl-{model}"
+        tool = body["tools"][0]["function"]["name"] if model == "tooler" and body.get("tools") else None
+        if tool is not None and not body.get("stream"):
+            call = {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": tool, "arguments": TOOL_ARGUMENTS},
+            }
+            return JSONResponse(
+                {
+                    "id": ident,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                            "finish_reason": "tool_calls",
+                        }
+                    ],
+                    "usage": _usage(_last_text(body.get("messages", [])), TOOL_ARGUMENTS),
+                }
+            )
         if not body.get("stream"):
             return JSONResponse(
                 {
@@ -128,6 +159,24 @@ class FakeBackend:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
             return f"data: {json.dumps(payload)}\n\n"
+
+        async def tool_events(name: str) -> AsyncIterator[str]:
+            yield chunk({"role": "assistant", "content": None})
+            head = {
+                "index": 0,
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            yield chunk({"tool_calls": [head]})
+            half = len(TOOL_ARGUMENTS) // 2
+            for piece in (TOOL_ARGUMENTS[:half], TOOL_ARGUMENTS[half:]):
+                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            yield chunk({}, "tool_calls")
+            yield "data: [DONE]\n\n"
+
+        if tool is not None:
+            return StreamingResponse(tool_events(tool), media_type="text/event-stream")
 
         async def events() -> AsyncIterator[str]:
             words = reply.split(" ")
@@ -205,6 +254,15 @@ class FakeBackend:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    async def images(self, request: Request) -> Response:
+        """``n`` images, each the bytes ``IMAGE_BYTES`` plus the prompt, in base64."""
+        body = await request.json()
+        model = str(body.get("model", ""))
+        if (early := await self._misbehave(model, request)) is not None:
+            return early
+        item = {"b64_json": base64.b64encode(IMAGE_BYTES + str(body.get("prompt", "")).encode()).decode()}
+        return JSONResponse({"created": int(time.time()), "data": [item] * int(body.get("n") or 1)})
 
     async def models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": []})
