@@ -23,7 +23,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/.jsii-cache
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install lint format test synth local clean baseline cdk-cli bootstrap diff deploy preflight smoke
+.PHONY: help install lint format test synth local clean baseline cdk-cli bootstrap diff deploy preflight smoke screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ smoke: install ## after a deploy: models, one completion and one embedding per m
 
 local: install ## run the whole system on 127.0.0.1 (emulated AWS, real handlers, small real models)
 	$(PY) -m local_mode
+
+screenshots: install ## the console's pages as PNGs in docs/console/ (local mode + headless Chromium)
+	$(PY) -m tests.console.screenshots docs/console
 
 clean: ## remove build output (keeps .venv)
 	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache
