@@ -26,6 +26,7 @@ from pydantic import (
 
 from lisa_domain.instance_types import is_instance_type
 from lisa_domain.schedule import SchedulingConfig
+from lisa_domain.vllm_flags import vllm_flags
 
 #: Letters of either case, digits, '-', '.', '_' (LISA's ids keep working; no other characters, so
 #: two ids never collide once AWS resource names are derived from them: see ``resource_name``).
@@ -366,6 +367,13 @@ class CreateModelRequest(ModelDefinition):
     def _api_key(self) -> CreateModelRequest:
         if self.apiKey is not None and self.self_hosted:
             raise ValueError("apiKey is only for external provider models, not self-hosted ones")
+        return self
+
+    @model_validator(mode="after")
+    def _vllm_settings(self) -> CreateModelRequest:
+        """The vLLM variables must make valid flags (``lisa_domain.vllm_flags``; raises naming them)."""
+        if self.inferenceContainer == InferenceContainer.VLLM and self.containerConfig is not None:
+            vllm_flags(self.containerConfig.environment, 0)
         return self
 
     def definition(self) -> ModelDefinition:

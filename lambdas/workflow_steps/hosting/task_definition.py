@@ -15,8 +15,10 @@ from hashlib import sha256
 from typing import Any
 
 from lisa_contracts.names import MODEL_CONTAINER_NAME
+from lisa_domain.context_window import context_window_of
 from lisa_domain.instance_types import gpu_count
 from lisa_domain.schema import InferenceContainer, ModelRecord
+from lisa_domain.vllm_flags import vllm_flags
 
 CONTAINER_PORT = 8080
 #: Soft memory limit when the model sets none (ECS needs one of memory/memoryReservation).
@@ -78,6 +80,8 @@ def task_definition_request(
         raise ValueError(f"model '{model.modelId}' is not self-hosted")
     environment, command = server_defaults(model)
     environment.update(config.environment)
+    if command is not None and model.inferenceContainer == InferenceContainer.VLLM:
+        command += vllm_flags(environment, gpu_count(instance_type), context_window_of(model))
     health = config.healthCheckConfig
     container: dict[str, Any] = {
         "name": MODEL_CONTAINER_NAME,
