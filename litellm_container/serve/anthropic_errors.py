@@ -51,8 +51,12 @@ def anthropic_body(error: ServeError) -> dict[str, Any]:
 
 
 def anthropic_response(error: ServeError) -> Response:
-    """``error`` as Anthropic answers it (same status; ``WWW-Authenticate`` on 401 like every route)."""
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    """``error`` as Anthropic answers it: same status and headers as the OpenAI-shaped answer
+    (``WWW-Authenticate``, ``Retry-After``, the rate-limit headers), Anthropic's body."""
+    plain = error.response()
+    headers = {
+        name: value for name, value in plain.headers.items() if name not in ("content-length", "content-type")
+    }
     return Response(
         json.dumps(anthropic_body(error)).encode(),
         error.status,
