@@ -19,11 +19,12 @@ import pytest
 from admin_api import handler as admin_handler
 from authorizer import handler as authorizer_handler
 from lisa_contracts.names import TOKENS_TABLE_KEY, TOKENS_VERSION_KEY
+from lisa_contracts.settings import AdminApiSettings, AuthorizerSettings
 from lisa_domain.tokens import TokenStore
 from local_mode.apigw import ApiGatewayAdapter
 from local_mode.resources import LocalResources
 from tests.conftest import ADMIN_GROUP
-from tests.support.lambda_state import fresh_admin_api, fresh_authorizer
+from tests.support.lambda_state import configure, fresh_admin_api, fresh_authorizer
 from tests.support.oidc_issuer import IdentityProvider, KeyPair, sign
 
 API_GROUP = "lisa-api-users"
@@ -120,18 +121,28 @@ def make_harness(
     issuer: IdentityProvider,
     key: KeyPair,
     monkeypatch: pytest.MonkeyPatch,
-    **env: str,
+    **admin_api: Any,
 ) -> Harness:
-    """Point the authorizer and the admin API at ``resources`` and ``issuer``; fresh singletons."""
-    for name, value in {
-        "OIDC_ISSUER": issuer.issuer,
-        "OIDC_CLIENT_ID": CLIENT_ID,
-        "OIDC_GROUPS_CLAIM": "groups",
-        "API_GROUP": API_GROUP,
-        "ADMIN_GROUP": ADMIN_GROUP,
-        **env,
-    }.items():
-        monkeypatch.setenv(name, value)
+    """Point the authorizer and the admin API (``AdminApiSettings`` fields ``admin_api`` on top) at
+    ``resources`` and ``issuer``; fresh singletons."""
+    configure(
+        monkeypatch,
+        AuthorizerSettings.build(
+            tokens_table=resources.tokens_table,
+            management_key_secret_arn=resources.management_key_secret_arn,
+            admin_group=ADMIN_GROUP,
+            oidc_issuer=issuer.issuer,
+            oidc_client_id=CLIENT_ID,
+            oidc_groups_claim="groups",
+        ),
+        AdminApiSettings.build(
+            models_table=resources.models_table,
+            tokens_table=resources.tokens_table,
+            admin_group=ADMIN_GROUP,
+            api_group=API_GROUP,
+            **admin_api,
+        ),
+    )
     fresh_authorizer()
     fresh_admin_api()
     return Harness(resources, issuer, key)

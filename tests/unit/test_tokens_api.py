@@ -181,7 +181,7 @@ def test_configured_maximum_lifetime(
     oidc_key: KeyPair,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    harness = make_harness(resources, oidc_issuer, oidc_key, monkeypatch, TOKEN_MAX_LIFETIME_DAYS="7")
+    harness = make_harness(resources, oidc_issuer, oidc_key, monkeypatch, token_max_lifetime_days=7)
     user = api_user_jwt(harness)
     now = int(time.time())
     status, body = harness.request("POST", "/api-tokens", user, body={"tokenExpiration": now + 8 * DAY})
