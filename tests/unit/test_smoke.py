@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -12,6 +13,7 @@ from moto import mock_aws
 
 from lisa_preflight import smoke
 from lisa_stacks.application import StackNames
+from lisa_stacks.config import EXAMPLE_CONFIG_PATH, load_config
 
 TOKEN = "lisa_smoke"
 
@@ -90,7 +92,7 @@ def test_the_command_exits_non_zero_on_a_failure(
 
 
 def test_the_urls_come_from_the_stack_outputs() -> None:
-    names = StackNames(core="lisa-dev-core", serve="lisa-dev-serve", model_hosting="lisa-dev-model-hosting")
+    names = StackNames.of(load_config(Path(EXAMPLE_CONFIG_PATH)))
     with mock_aws():
         cloudformation = boto3.client("cloudformation")
         for stack, key, url in (
@@ -98,7 +100,7 @@ def test_the_urls_come_from_the_stack_outputs() -> None:
             (names.serve, "ServeUrl", "https://serve.example"),
         ):
             template = {
-                "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
                 "Outputs": {key: {"Value": url}},
             }
             cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(template))
