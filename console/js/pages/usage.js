@@ -23,7 +23,7 @@ export function bars(rows, label, value) {
   const max = Math.max(1, ...rows.map(value));
   return h("div.bars", { role: "img", "aria-label": `Chart: ${rows.map((r) => `${label(r)} ${value(r)}`).join(", ")}` },
     rows.map((r) => h("div.bar-row", {}, h("span.bar-label", {}, label(r)),
-      h("span.bar", { dataset: { value: value(r) } }, barFill((100 * value(r)) / max)),
+      h("span.chart-bar", { dataset: { value: value(r) } }, barFill((100 * value(r)) / max)),
       h("span.bar-value", {}, value(r).toLocaleString()))));
 }
 
