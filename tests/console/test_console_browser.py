@@ -229,3 +229,31 @@ def test_both_apis_answer_cors_for_the_console_origin_only(
         assert refused.headers.get("access-control-allow-origin") == console_origin, (
             "the browser must see a 401"
         )
+
+
+UNLABELLED = """
+return [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => el.offsetParent !== null && el.type !== 'hidden')
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+  .map((el) => el.outerHTML.slice(0, 120));
+"""
+
+
+@pytest.mark.parametrize(
+    "route", ["#/models", "#/models/new", "#/models/smollm2", "#/tokens", "#/usage", "#/playground"]
+)
+def test_every_control_has_a_label_and_the_page_fits_a_narrow_window(browser: WebDriver, route: str) -> None:
+    go(browser, route)
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "main h1"), 20)
+    time.sleep(0.5)
+    assert browser.execute_script(UNLABELLED) == []
+    browser.set_window_size(420, 800)
+    try:
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (
+            f"{route} scrolls sideways by {overflow} px at 420 px (tables scroll inside their box)"
+        )
+    finally:
+        browser.set_window_size(1280, 800)

@@ -129,3 +129,17 @@ def test_the_local_gateway_answers_preflight_and_its_own_errors_with_cors() -> N
     refused = adapter.handle("GET", "/models", [("Origin", CONSOLE)], b"")
     assert refused.status == 401 and dict(refused.headers)["Access-Control-Allow-Origin"] == CONSOLE
     assert "Access-Control-Allow-Origin" not in dict(adapter.handle("GET", "/models", [], b"").headers)
+
+
+def test_the_console_loads_nothing_from_another_origin() -> None:
+    """No CDN, no font service: every script, style, font and image comes from console/ itself."""
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "console"
+    files = [p for p in root.rglob("*") if p.suffix in (".html", ".js", ".css")]
+    assert files
+    remote = re.compile(
+        r"""(?:src|href)\s*=\s*["'](?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//|from\s+["'](?:https?:)?//"""
+    )
+    for path in files:
+        assert not remote.search(path.read_text()), f"{path.name} loads a remote resource"
