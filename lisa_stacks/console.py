@@ -22,7 +22,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct
 
-from lisa_stacks.common import removal_policy
+from lisa_stacks.common import log_group, removal_policy
 from lisa_stacks.config import DeploymentConfig
 from lisa_stacks.console_policy import SECURITY_HEADERS, content_security_policy
 from lisa_stacks.nag import acknowledge
@@ -133,6 +133,7 @@ class ConsoleStack(cdk.Stack):
             destination_bucket=self.bucket,
             exclude=[CONFIG_FILE],  # written by ConsoleConfigFile; pruning must leave it alone
             retain_on_delete=False,
+            log_group=log_group(self, "DeploymentLogs", config),
             distribution=self.distribution,
             distribution_paths=["/*"],
         )
@@ -239,6 +240,7 @@ class ConsoleConfigFile(Construct):
             ),
             prune=False,
             retain_on_delete=False,
+            log_group=log_group(self, "Logs", config),
         )
         account = config.account or "<AWS::AccountId>"
         region = config.region or "<AWS::Region>"
