@@ -139,7 +139,7 @@ def breakdown(count: int) -> None:
         async def stub(**_: Any) -> Any:
             return answer
 
-        snapshot.router.acompletion = stub  # type: ignore[method-assign,assignment]
+        snapshot.router.acompletion = stub  # type: ignore[method-assign]
         app = create_app(services)
         body = json.dumps(
             {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 32}
