@@ -13,7 +13,7 @@ Functions not registered here keep moto's echo behaviour. The patch is on the cl
 both under ``mock_aws`` in-process and for a ``ThreadedMotoServer`` running in the same process
 (the handler's own boto3 calls then need ``AWS_ENDPOINT_URL`` pointing at that server).
 
-This is DESIGN decision 4's only adapter; ``tests/integration/test_sfn_lambda_adapter.py`` pins it.
+This is decision 4 in docs/architecture.md's only adapter; ``tests/integration/test_sfn_lambda_adapter.py`` pins it.
 """
 
 from __future__ import annotations

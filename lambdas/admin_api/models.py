@@ -2,7 +2,7 @@
 
 No API Gateway event reaches this module: the handler passes the caller (a ``Principal``) and the
 validated request. Every rejection happens before anything is written or started; every write is
-a conditional registry write (DESIGN decision 7); secrets go to Secrets Manager only and never into
+a conditional registry write (decision 7 in docs/architecture.md); secrets go to Secrets Manager only and never into
 a record, a workflow input, a response or a log (decision 8).
 
 Workflow inputs (besides ``modelId``, ``operation``, ``pollSeconds``, ``maxPolls`` that

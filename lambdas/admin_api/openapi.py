@@ -1,4 +1,4 @@
-"""The admin API's OpenAPI document, generated from the resolver (DESIGN decision 3).
+"""The admin API's OpenAPI document, generated from the resolver (decision 3 in docs/architecture.md).
 
 Regenerate the checked-in copy with ``PYTHONPATH=lambdas python -m admin_api.openapi`` from the
 repository root; ``--check`` exits 1 when ``docs/admin-openapi.json`` is out of date.

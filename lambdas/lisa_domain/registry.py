@@ -1,7 +1,7 @@
 """Data access for the models table: the model registry every serve replica follows.
 
 Every write is conditional and runs in one transaction with the next registry-version item, so
-serve replicas notice any change by reading a single item (DESIGN decision 1 and 7). That item is
+serve replicas notice any change by reading a single item (decision 1 and 7 in docs/architecture.md). That item is
 a change log (``lisa_domain.change_log``): it names the models the last ``RECENT_CHANGES`` versions
 changed, so a replica re-reads only those (``followed_by_ids``) instead of the whole table
 (``followed_models``). A model is served if and only if its item has ``litellmParams``.

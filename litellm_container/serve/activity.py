@@ -1,6 +1,6 @@
 """Cost control on the serve side: usage reports for idle stop, and start on request.
 
-The serve task never starts a workflow (DESIGN decision 11); it records intent on the model's item
+The serve task never starts a workflow (decision 11 in docs/architecture.md); it records intent on the model's item
 and the cost-control evaluator (``lambdas/scheduler``) acts on it within a minute:
 
 * ``UsageReporter``: each request notes its model's last use in memory; every

@@ -32,7 +32,7 @@ needs_llama_cpp = pytest.mark.skipif(
     "(local_mode/install.sh builds it; make local and .ci/run run that script)",
 )
 TIMEOUT = 120.0
-#: DESIGN decision 1: serve replicas follow the registry (and tokens) within a second; allow noise.
+#: decision 1 in docs/architecture.md: serve replicas follow the registry (and tokens) within a second; allow noise.
 LISTING_TIMEOUT = 5.0
 #: lisapy's test helper skips these ``model_info.mode`` values, and names containing these parts.
 NON_CHAT_MODES = frozenset({"embedding", "image_generation", "audio_speech", "audio_transcription", "rerank"})

@@ -33,7 +33,7 @@ needs_llama_cpp = pytest.mark.skipif(
     "(local_mode/install.sh builds it; make local and .ci/run run that script)",
 )
 SETTLE_TIMEOUT = 240.0
-#: DESIGN decision 1: serve replicas follow the registry within a second; allow scheduling noise.
+#: decision 1 in docs/architecture.md: serve replicas follow the registry within a second; allow scheduling noise.
 LISTING_TIMEOUT = 5.0
 
 

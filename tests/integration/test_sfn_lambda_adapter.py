@@ -1,4 +1,4 @@
-"""The one adapter between moto's Step Functions interpreter and our handlers (DESIGN decision 4)."""
+"""The one adapter between moto's Step Functions interpreter and our handlers (decision 4 in docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The checked-in OpenAPI document matches the one generated from the code (DESIGN decision 3)."""
+"""The checked-in OpenAPI document matches the one generated from the code (decision 3 in docs/architecture.md)."""
 
 from __future__ import annotations
 
