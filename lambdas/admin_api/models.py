@@ -13,7 +13,8 @@ Workflow inputs (besides ``modelId``, ``operation``, ``pollSeconds``, ``maxPolls
   where ``changes`` is ``UpdateModelRequest.changes()`` (the fields the caller set, camelCase)
 * delete: ``{"previousStatus": <status>}``
 
-Callers who are not administrators see a model as a ``ModelSummary`` (``model_view``).
+Callers who are not administrators see a model as a ``ModelSummary`` (``model_view``);
+administrators reading one model also get its ``statusHistory`` (``ModelDetail``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from admin_api.model_url import ModelUrlPolicy
 from lisa_domain.auth import Principal
@@ -31,7 +32,7 @@ from lisa_domain.capacity import SubnetCapacity
 from lisa_domain.context_window import context_window_of
 from lisa_domain.errors import Conflict, DependencyFailed, Forbidden, NotFound, ValidationFailed
 from lisa_domain.lifecycle import TRANSITIONS, Action, Transition, update_action
-from lisa_domain.registry import ModelRegistry, Page, now
+from lisa_domain.registry import ModelRegistry, Page, StatusChange, now
 from lisa_domain.schema import (
     MARKED_FOR_DELETION,
     ContainerConfig,
@@ -66,6 +67,20 @@ def model_view(principal: Principal, record: ModelRecord) -> dict[str, Any]:
     """The model as the caller may see it: the full record for admins, the summary for others."""
     shown = record if principal.is_admin else ModelSummary.of(record)
     return shown.model_dump(mode="json")
+
+
+class ModelDetail(ModelRecord):
+    """The administrators' view of one model: its record and every status it went through."""
+
+    statusHistory: list[StatusChange] = Field(
+        description="Every status the model entered, oldest first, with the reason and when (Unix seconds)."
+    )
+
+
+class ModelDetailResponse(BaseModel):
+    model: ModelDetail | ModelSummary = Field(
+        description="For administrators the full record with its status history, the summary for everyone else."
+    )
 
 
 def narrowed_groups(current: list[str], requested: list[str]) -> list[str] | None:
@@ -265,6 +280,14 @@ class ModelService:
         if not principal.can_use(record.allowedGroups):
             raise NotFound(f"model '{model_id}' not found")
         return record
+
+    def detail(self, principal: Principal, model_id: str) -> dict[str, Any]:
+        """One model as the caller may see it; administrators also get its ``statusHistory``
+        (the list answers leave it out to stay small)."""
+        if not principal.is_admin:
+            return model_view(principal, self.get(principal, model_id))
+        stored = self.registry.stored(model_id)
+        return ModelDetail(**stored.record.model_dump(), statusHistory=stored.history).model_dump(mode="json")
 
     # ---- update ------------------------------------------------------------------------------
     def update(

@@ -162,6 +162,34 @@ def test_created_model_can_be_read_back(resources: LocalResources, workflows: Wo
     assert body["model"]["autoScalingConfig"]["metricConfig"]["targetValue"] == 40
 
 
+def test_admins_get_the_status_history_in_order_and_others_do_not(
+    resources: LocalResources, workflows: Workflows
+) -> None:
+    call("POST", "/models", body=VLLM_MODEL)
+    ModelRegistry(resources.models_table).transition(
+        "mistral-7b-instruct",
+        allowed_from=[ModelStatus.CREATING],
+        to=ModelStatus.IN_SERVICE,
+        reason="healthy",
+    )
+    assert call("PUT", "/models/mistral-7b-instruct", body={"enabled": False})[0] == 200
+
+    status, body = call("GET", "/models/mistral-7b-instruct")
+
+    assert status == 200, body
+    history = body["model"]["statusHistory"]
+    assert [(entry["status"], entry["reason"]) for entry in history] == [
+        ("Creating", None),
+        ("InService", "healthy"),
+        ("Stopping", None),
+    ]
+    assert [entry["at"] for entry in history] == sorted(entry["at"] for entry in history)
+    status, body = call("GET", "/models/mistral-7b-instruct", principal=USER_A)
+    assert status == 200 and "statusHistory" not in body["model"]
+    _, listed = call("GET", "/models")
+    assert all("statusHistory" not in model for model in listed["models"])
+
+
 def _with(**changes: Any) -> dict[str, Any]:
     body = copy.deepcopy(VLLM_MODEL)
     body.update(changes)

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from admin_api.models import MAX_LIMIT, model_view
+from admin_api.models import MAX_LIMIT, ModelDetailResponse, model_view
 from admin_api.resolver import app, metrics
 from admin_api.responses import json_response
 from admin_api.routes.common import caller, error_docs, ok_docs
@@ -94,12 +94,12 @@ def list_models(
     "/models/<modelId>",
     summary="Get a model",
     description="Any authenticated user; a model not open to the caller's groups is reported as 404. "
-    "Non-admins see the model's summary (ModelSummary: no deployment details).",
-    responses={**ok_docs("The model", ModelResponse), **error_docs(401, 404, 422)},
+    "Admins see the full record with its statusHistory (oldest first; the list leaves it out); "
+    "non-admins see the model's summary (ModelSummary: no deployment details).",
+    responses={**ok_docs("The model", ModelDetailResponse), **error_docs(401, 404, 422)},
 )
 def get_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
-    principal = caller()
-    return json_response(HTTPStatus.OK, {"model": model_view(principal, service().get(principal, modelId))})
+    return json_response(HTTPStatus.OK, {"model": service().detail(caller(), modelId)})
 
 
 @app.put(
