@@ -83,6 +83,19 @@ class ModelDetailResponse(BaseModel):
     )
 
 
+class DryRunResponse(BaseModel):
+    """``?dryRun=true``: what the request would do; nothing was written or started."""
+
+    dryRun: bool = Field(description="Always true: nothing was written or started.")
+    model: ModelRecord = Field(description="The model as the request would leave it.")
+    wouldCreate: dict[str, Any] | None = Field(
+        default=None, description="POST: the record, secret, workflow and infrastructure it would create."
+    )
+    wouldUpdate: dict[str, Any] | None = Field(
+        default=None, description="PUT: the change it would make and the workflow it would start."
+    )
+
+
 def narrowed_groups(current: list[str], requested: list[str]) -> list[str] | None:
     """The ``allowedGroups`` to apply at once when ``requested`` takes access away from someone
     (None when it only adds). An empty list means everyone, so a narrowing never yields one: the

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import RootModel
 
-from admin_api.models import MAX_LIMIT, ModelDetailResponse, model_view
+from admin_api.models import MAX_LIMIT, DryRunResponse, ModelDetailResponse, model_view
 from admin_api.resolver import app, metrics
 from admin_api.responses import json_response
 from admin_api.routes.common import caller, error_docs, ok_docs
@@ -34,6 +35,10 @@ DryRun = Annotated[
 ]
 
 
+class UpdateAnswer(RootModel[ModelResponse | DryRunResponse]):
+    """``PUT /models/{modelId}``'s 200: the model, or with ``?dryRun=true`` the plan."""
+
+
 def _model_body(record: ModelRecord) -> dict[str, Any]:
     return {"model": record.model_dump(mode="json")}
 
@@ -54,6 +59,7 @@ def _list_body(page: Page, principal: Principal) -> dict[str, Any]:
     "the account's On-Demand vCPU quota cannot hold, is refused with 400 at once. ?dryRun=true: checks only.",
     responses={
         **ok_docs("The model, in Creating", ModelResponse, 201),
+        **ok_docs("?dryRun=true: what would be created", DryRunResponse),
         **error_docs(400, 401, 403, 409, 422, 502, 503),
     },
 )
@@ -109,7 +115,10 @@ def get_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
     "(from Stopped); other changes from InService or Stopped. Starts the update workflow. An "
     "allowedGroups change that takes access away applies at once; additions when the workflow finishes.",
     responses={
-        **ok_docs("The model, in Updating, Stopping or Starting", ModelResponse),
+        **ok_docs(
+            "The model, in Updating, Stopping or Starting; with ?dryRun=true, what would be updated",
+            UpdateAnswer,
+        ),
         **error_docs(400, 401, 403, 404, 409, 422, 502, 503),
     },
 )
