@@ -8,6 +8,7 @@ from lisa_client.cli.code import apply_command, export_command, import_lisa_comm
 from lisa_client.cli.common import State
 from lisa_client.cli.login import login, logout
 from lisa_client.cli.models import models
+from lisa_client.cli.preflight import preflight
 from lisa_client.cli.schedule import schedule
 from lisa_client.cli.tokens import tokens
 from lisa_client.cli.usage import usage
@@ -36,5 +37,6 @@ for _command in (
     import_lisa_command,
     login,
     logout,
+    preflight,
 ):
     main.add_command(_command)
