@@ -84,6 +84,16 @@ def confirm(driver: WebDriver) -> None:
     wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, "dialog[open] button.danger")).click()
 
 
+def history_caption(driver: WebDriver) -> str:
+    captions = driver.find_elements(By.CSS_SELECTOR, "table.status-history caption")
+    return captions[0].text if captions else ""
+
+
+def history_statuses(driver: WebDriver) -> list[str]:
+    badges = driver.find_elements(By.CSS_SELECTOR, "table.status-history tbody .badge")
+    return [badge.get_attribute("data-status") or "" for badge in badges]
+
+
 def no_reload_marker(driver: WebDriver) -> Any:
     return driver.execute_script("return window.__lisaNoReload")
 
@@ -139,6 +149,13 @@ def test_stop_and_start_a_model_and_watch_its_status_without_reload(browser: Web
     wait_for(browser, lambda d: status_of(d, "e5-small") in ("Starting", "InService"), 30)
     wait_status(browser, "e5-small", "InService", 180)
     assert no_reload_marker(browser) == 1
+
+    # The detail page shows the registry's history (every transition, not only what the tab saw).
+    go(browser, "#/models/e5-small")
+    wait_for(browser, lambda d: "Every status" in history_caption(d), 30, "no status history from the API")
+    statuses = history_statuses(browser)  # newest first
+    assert statuses[:4] == ["InService", "Starting", "Stopped", "Stopping"], statuses
+    assert "InService" in statuses[4:], statuses
 
 
 def test_create_and_revoke_a_token(browser: WebDriver, console_local_mode: LocalMode) -> None:

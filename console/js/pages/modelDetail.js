@@ -1,5 +1,5 @@
-// One model: its status (live), the status history this browser has watched with reasons and
-// durations, the workflow's progress while it changes, its schedule, usage and copy-paste snippets.
+// One model: its status (live), its status history with reasons and durations (from the admin API
+// for administrators; what this browser tab has watched for others), the workflow's progress while it changes, its schedule, usage and copy-paste snippets.
 
 import { admin, getConfig } from "../api.js";
 import { session } from "../session.js";
@@ -28,15 +28,24 @@ function progress(model, since) {
     model.statusReason ? h("p.muted", {}, model.statusReason) : null);
 }
 
-function historyTable(entries) {
+/** The status history, oldest first, `at` in ms: the API's statusHistory (administrators get it on
+ * GET /models/{id}, Unix seconds) or, without it, what this tab has watched. */
+function historyOf(model) {
+  const watched = observe(model);
+  if (!model.statusHistory?.length) return { entries: watched, fromApi: false };
+  const entries = model.statusHistory.map((e) => ({ status: e.status, reason: e.reason || "", at: e.at * 1000 }));
+  return { entries, fromApi: true };
+}
+
+function historyTable({ entries, fromApi }) {
   const rows = entries.map((entry, i) => {
     const end = entries[i + 1]?.at ?? Date.now();
     return h("tr", {}, h("td", {}, statusBadge(entry.status)), h("td", {}, entry.reason || "—"),
-      h("td", {}, new Date(entry.at).toLocaleTimeString()), h("td", {}, `${formatDuration(end - entry.at)}${entries[i + 1] ? "" : " so far"}`));
+      h("td", {}, new Date(entry.at).toLocaleString()), h("td", {}, `${formatDuration(end - entry.at)}${entries[i + 1] ? "" : " so far"}`));
   });
+  const caption = fromApi ? "Every status since the model was created, newest first." : "The changes this browser tab has watched, newest first.";
   return h("section.card", {}, h("h2", {}, "Status history"),
-    h("p.hint", {}, "The changes this browser tab has watched."),
-    h("div.table-wrap", {}, h("table", {}, h("thead", {}, h("tr", {}, ["Status", "Reason", "Since", "Duration"].map((c) => h("th", { scope: "col" }, c)))),
+    h("div.table-wrap", {}, h("table.status-history", {}, h("caption.hint", {}, caption), h("thead", {}, h("tr", {}, ["Status", "Reason", "Since", "Duration"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows.reverse()))));
 }
 
@@ -68,7 +77,8 @@ export async function renderModelDetail(main, modelId) {
       notice(error.message, "error");
       return;
     }
-    const entries = observe(model);
+    const history = historyOf(model);
+    const entries = history.entries;
     fill(header, h("h1", {}, model.modelId), statusBadge(model.status), actions(model, load));
     if (!body.dataset.static) {
       body.dataset.static = "1";
@@ -84,7 +94,7 @@ export async function renderModelDetail(main, modelId) {
         h("section.card", {}, h("h2", {}, "Call it"), snippets(model).map(([label, code]) =>
           h("div.snippet", {}, h("div.snippet-head", {}, h("h3", {}, label), copyButton(() => code)), h("pre", {}, h("code", {}, code))))));
     }
-    fill(body.querySelector(".live"), progress(model, entries[entries.length - 1].at), historyTable(entries),
+    fill(body.querySelector(".live"), progress(model, entries[entries.length - 1].at), historyTable(history),
       model.status === "Failed" && model.statusReason ? h("p.notice.error", {}, `Failed: ${model.statusReason}`) : null);
   };
   fill(main, header, body);
