@@ -1,8 +1,8 @@
 """``LisaClient``: one typed method per admin-API route, plus ``wait_for`` and ``serve_client``.
 
 Requests and answers are the schema module's pydantic models (``lisa_domain.schema``; API tokens:
-``admin_api.tokens``; schedules: ``lisa_domain.schedule`` and ``scheduler.schedules``; usage:
-``admin_api.routes.usage``). An error answer raises the typed exception of ``lisa_client.errors`` with the
+``admin_api.tokens``; schedules: ``lisa_domain.schedule`` and ``scheduler.schedules``; usage: the
+schema module too). An error answer raises the typed exception of ``lisa_client.errors`` with the
 API's message and the field it names. Listings follow ``nextToken`` to the end.
 
 Retries (full-jitter exponential backoff, ``Retry-After`` honoured): reads and other idempotent
@@ -36,14 +36,13 @@ from lisa_domain.schema import (
     ModelRecord,
     ModelStatus,
     ModelSummary,
+    MyUsageResponse,
     UpdateModelRequest,
+    UsageResponse,
 )
 
 if TYPE_CHECKING:
     import openai
-
-    # Imported when used: the module registers the admin API's usage routes on its resolver.
-    from admin_api.routes.usage import MyUsageResponse, UsageResponse
 
 #: Called on every poll of a wait: (model id, the model or None once it is gone, seconds elapsed).
 ProgressCallback = Callable[[str, "ModelRecord | ModelSummary | None", float], None]
@@ -229,8 +228,6 @@ class LisaClient:
     ) -> UsageResponse:
         """Administrators: totals per ``user``, ``model`` or ``group`` between the days ``start`` and
         ``end`` (YYYY-MM-DD, UTC; default: this month), every page in one answer."""
-        from admin_api.routes.usage import UsageResponse
-
         params = {"groupBy": group_by} | {
             name: value for name, value in (("from", start), ("to", end)) if value is not None
         }
@@ -247,8 +244,6 @@ class LisaClient:
 
     def my_usage(self, start: str | None = None, end: str | None = None) -> MyUsageResponse:
         """The caller's own usage per day and model, with totals."""
-        from admin_api.routes.usage import MyUsageResponse
-
         params = {name: value for name, value in (("from", start), ("to", end)) if value is not None}
         return MyUsageResponse.model_validate(
             self._request("GET", "/usage/me", params=params, idempotent=True)

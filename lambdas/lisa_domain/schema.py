@@ -592,3 +592,41 @@ class ModelListResponse(BaseModel):
         description="Full records for administrators, summaries for everyone else."
     )
     nextToken: str | None = Field(default=None, description="Pass back as the nextToken query parameter.")
+
+
+# ---- usage answers (GET /usage, GET /usage/me) ------------------------------------------------------
+class UsageCounters(BaseModel):
+    requests: int
+    errors: int = Field(description="Requests answered with a status of 400 or more (429s included)")
+    promptTokens: int
+    completionTokens: int
+    totalTokens: int
+
+
+class UsageRow(UsageCounters):
+    user: str | None = Field(default=None, description="groupBy=user")
+    model: str | None = Field(default=None, description="groupBy=model")
+    group: str | None = Field(
+        default=None, description="groupBy=group (a user's usage counts for each of their groups)"
+    )
+
+
+class UsageResponse(BaseModel):
+    start: str = Field(alias="from")
+    to: str
+    groupBy: str
+    usage: list[UsageRow]
+    nextToken: str | None = Field(default=None, description="Absent on the last page")
+
+
+class MyUsageDay(UsageCounters):
+    day: str
+    model: str
+
+
+class MyUsageResponse(BaseModel):
+    username: str
+    start: str = Field(alias="from")
+    to: str
+    total: UsageCounters
+    usage: list[MyUsageDay]

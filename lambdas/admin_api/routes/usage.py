@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, Field
 
 from admin_api.resolver import app
 from admin_api.responses import json_response
@@ -21,49 +20,13 @@ from admin_api.routes.common import caller, error_docs, ok_docs
 from admin_api.wiring import usage_store
 from lisa_domain.errors import Forbidden
 from lisa_domain.pagination import decode_token, encode_token
+from lisa_domain.schema import MyUsageResponse, UsageCounters, UsageResponse
 from lisa_domain.usage import daily, days_between, summarize
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 #: The one field of a ``/usage`` cursor: the last name of the previous page.
 CURSOR_FIELD = "after"
-
-
-class UsageCounters(BaseModel):
-    requests: int
-    errors: int = Field(description="Requests answered with a status of 400 or more (429s included)")
-    promptTokens: int
-    completionTokens: int
-    totalTokens: int
-
-
-class UsageRow(UsageCounters):
-    user: str | None = Field(default=None, description="groupBy=user")
-    model: str | None = Field(default=None, description="groupBy=model")
-    group: str | None = Field(
-        default=None, description="groupBy=group (a user's usage counts for each of their groups)"
-    )
-
-
-class UsageResponse(BaseModel):
-    start: str = Field(alias="from")
-    to: str
-    groupBy: str
-    usage: list[UsageRow]
-    nextToken: str | None = Field(default=None, description="Absent on the last page")
-
-
-class MyUsageDay(UsageCounters):
-    day: str
-    model: str
-
-
-class MyUsageResponse(BaseModel):
-    username: str
-    start: str = Field(alias="from")
-    to: str
-    total: UsageCounters
-    usage: list[MyUsageDay]
 
 
 def _range(start: str | None, end: str | None) -> tuple[str, str, list[str]]:
