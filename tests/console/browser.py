@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -67,6 +68,15 @@ def chromium(width: int = 1280, height: int = 800) -> Iterator[WebDriver]:
 def wait_for(
     driver: WebDriver, condition: Callable[[WebDriver], T], timeout: float = 30, message: str = ""
 ) -> T:
-    """``condition``'s first truthy value within ``timeout`` seconds (Selenium's explicit wait)."""
-    result: Any = WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)
+    """``condition``'s first truthy value within ``timeout`` seconds (Selenium's explicit wait).
+
+    The console re-renders live tables every few seconds, so an element found by ``condition`` can
+    be replaced before it is read: a stale element means "look again", like a missing one.
+    """
+    result: Any = WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.1,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    ).until(condition, message)
     return result
