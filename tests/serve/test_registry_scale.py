@@ -254,6 +254,9 @@ def test_parameters_litellm_refuses_leave_that_model_out_only() -> None:
 
 
 # ---- churn -----------------------------------------------------------------------------------------
+# A few hundred real DynamoDB (moto) changes with requests running: about 2 minutes on a quiet
+# 2-core machine, so the default 300 s bound is too close on a busy one.
+@pytest.mark.timeout(900)
 def test_churn_every_replica_ends_equal_to_a_full_read_and_no_request_sees_a_mixed_state(
     table: tuple[ModelRegistry, Any],
 ) -> None:
