@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,11 +14,12 @@ import pytest
 from moto.server import ThreadedMotoServer
 from openai import OpenAI
 
-from lisa_domain.auth import Principal
+from lisa_domain.auth import JwtVerifier, Principal
 from lisa_domain.errors import Forbidden
 from lisa_domain.registry import ModelRegistry, now
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
 from lisa_domain.tokens import TokenStore
+from lisa_domain.usage import day_of
 from local_mode.resources import LocalResources, create_resources
 from serve.app import Services, build_services, create_app
 from serve.config import ServeConfig
@@ -114,6 +116,12 @@ class ServeEnv:
         self.wait_for_registry()
         return record
 
+    def add_tokens(self, users: dict[str, list[str]]) -> None:
+        """An API token for each user (with those groups), followed by the serve app."""
+        for who, groups in users.items():
+            self.token_values[who] = self.tokens.create(username=who, groups=groups)[0]
+        self.wait_for_tokens()
+
     def wait_for_tokens(self, timeout: float = 5.0) -> None:
         """Until the serve app follows every token change made so far (bounded)."""
         wanted = self.tokens.version().version
@@ -133,46 +141,76 @@ class ServeEnv:
             time.sleep(0.005)
 
 
-@pytest.fixture(scope="session")
-def serve(moto_url: str, backend: tuple[FakeBackend, str]) -> Iterator[ServeEnv]:
-    resources = create_resources("lisa-serve", endpoint_url=moto_url)
+@contextmanager
+def running_serve(
+    moto_url: str,
+    backend: tuple[FakeBackend, str],
+    resources: LocalResources,
+    *,
+    jwt_verifier: JwtVerifier | None = None,
+    **settings: Any,
+) -> Iterator[ServeEnv]:
+    """A serve replica on 127.0.0.1 reading ``resources`` (registry and tokens polled every 0.05 s,
+    ``settings``: more ``ServeConfig`` fields), stopped on exit."""
     config = ServeConfig(
         models_table=resources.models_table,
         tokens_table=resources.tokens_table,
-        management_key_secret_arn=resources.management_key_secret_arn,
         admin_group=ADMIN_GROUP,
         registry_poll_seconds=0.05,
         tokens_poll_seconds=0.05,
+        **settings,
+    )
+    services = build_services(config, endpoint_url=moto_url, jwt_verifier=jwt_verifier)
+    server = ServerThread(create_app(services)).start()
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_url)
+    try:
+        yield ServeEnv(
+            url=server.url,
+            resources=resources,
+            services=services,
+            registry=ModelRegistry(resources.models_table, dynamodb),
+            tokens=TokenStore(resources.tokens_table, dynamodb),
+            secretsmanager=boto3.client("secretsmanager", endpoint_url=moto_url),
+            backend=backend[0],
+            backend_url=backend[1],
+        )
+    finally:
+        server.stop()
+
+
+def usage_of(env: ServeEnv, username: str) -> dict[str, dict[str, int]]:
+    """Flush the replica, then read the user's aggregates of today: model -> counters."""
+    meter = env.services.meter
+    assert meter is not None
+    meter.flush()
+    assert meter.pending_batches == 0
+    rows = meter.store.read([day_of(time.time())], username)
+    return {key.model: counts.body() for key, counts in rows.items()}
+
+
+@pytest.fixture(scope="session")
+def serve(moto_url: str, backend: tuple[FakeBackend, str]) -> Iterator[ServeEnv]:
+    resources = create_resources("lisa-serve", endpoint_url=moto_url)
+    with running_serve(
+        moto_url,
+        backend,
+        resources,
+        jwt_verifier=jwt_stub,
+        management_key_secret_arn=resources.management_key_secret_arn,
         backend_timeout_seconds=BACKEND_TIMEOUT,
         max_body_bytes=MAX_BODY,
         auth_cache_seconds=AUTH_CACHE,
         allow_management_key=True,  # the "management" client; the default (refused) is in the auth matrix
-    )
-    services = build_services(config, endpoint_url=moto_url, jwt_verifier=jwt_stub)
-    server = ServerThread(create_app(services)).start()
-    dynamodb = boto3.client("dynamodb", endpoint_url=moto_url)
-    env = ServeEnv(
-        url=server.url,
-        resources=resources,
-        services=services,
-        registry=ModelRegistry(resources.models_table, dynamodb),
-        tokens=TokenStore(resources.tokens_table, dynamodb),
-        secretsmanager=boto3.client("secretsmanager", endpoint_url=moto_url),
-        backend=backend[0],
-        backend_url=backend[1],
-    )
-    for who, groups in {"admin": [ADMIN_GROUP], "alice": ["team-a"], "bob": ["team-b"], "nobody": []}.items():
-        env.token_values[who] = env.tokens.create(username=who, groups=groups)[0]
-    env.wait_for_tokens()
-    env.add_model("chat-open")
-    env.add_model("chat-team-a", groups=["team-a"])
-    env.add_model("chat-team-b", groups=["team-b"])
-    env.add_model("embed", "embedder", model_type=ModelType.EMBEDDING)
-    for name in ("fail500", "bad400", "hang", "cut", "slow"):
-        env.add_model(f"broken-{name}", name)
-    env.add_model(
-        "broken-refused",
-        params={"model": "openai/echo", "api_base": f"http://127.0.0.1:{free_port()}/v1", "api_key": "x"},
-    )
-    yield env
-    server.stop()
+    ) as env:
+        env.add_tokens({"admin": [ADMIN_GROUP], "alice": ["team-a"], "bob": ["team-b"], "nobody": []})
+        env.add_model("chat-open")
+        env.add_model("chat-team-a", groups=["team-a"])
+        env.add_model("chat-team-b", groups=["team-b"])
+        env.add_model("embed", "embedder", model_type=ModelType.EMBEDDING)
+        for name in ("fail500", "bad400", "hang", "cut", "slow"):
+            env.add_model(f"broken-{name}", name)
+        env.add_model(
+            "broken-refused",
+            params={"model": "openai/echo", "api_base": f"http://127.0.0.1:{free_port()}/v1", "api_key": "x"},
+        )
+        yield env

@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 
-import boto3
 import httpx
 import pytest
 
 from lisa_contracts.limits import RateLimit
-from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import ModelType
-from lisa_domain.tokens import TokenStore
-from lisa_domain.usage import day_of
 from local_mode.resources import create_resources
-from serve.app import build_services, create_app
-from serve.config import ServeConfig
 from serve.metering import MetricsPrinter
-from tests.conftest import ADMIN_GROUP
-from tests.serve.conftest import ServeEnv
+from tests.serve.conftest import ServeEnv, running_serve, usage_of
 from tests.support.fake_backend import FakeBackend
-from tests.support.servers import ServerThread
 
 LIMITS = {
     "users": {
@@ -42,47 +33,14 @@ CHAT = {"messages": [{"role": "user", "content": "one two three"}]}
 @pytest.fixture(scope="module")
 def metered(moto_url: str, backend: tuple[FakeBackend, str]) -> Iterator[ServeEnv]:
     resources = create_resources("lisa-metering", endpoint_url=moto_url)
-    config = ServeConfig(
-        models_table=resources.models_table,
-        tokens_table=resources.tokens_table,
-        admin_group=ADMIN_GROUP,
-        registry_poll_seconds=0.05,
-        tokens_poll_seconds=0.05,
-        usage_table=resources.usage_table,
-        usage_limits=json.dumps(LIMITS),
-    )
-    services = build_services(config, endpoint_url=moto_url)
-    server = ServerThread(create_app(services)).start()
-    dynamodb = boto3.client("dynamodb", endpoint_url=moto_url)
-    env = ServeEnv(
-        url=server.url,
-        resources=resources,
-        services=services,
-        registry=ModelRegistry(resources.models_table, dynamodb),
-        tokens=TokenStore(resources.tokens_table, dynamodb),
-        secretsmanager=boto3.client("secretsmanager", endpoint_url=moto_url),
-        backend=backend[0],
-        backend_url=backend[1],
-    )
-    users = {"alice": ["team-a"], "limited": [], "spender": [], "tpm": ["team-t"], "streamer": []}
-    for who, groups in users.items():
-        env.token_values[who] = env.tokens.create(username=who, groups=groups)[0]
-    env.wait_for_tokens()
-    env.add_model("chat")
-    env.add_model("embed", "embedder", model_type=ModelType.EMBEDDING)
-    env.add_model("broken", "fail500")
-    yield env
-    server.stop()
-
-
-def usage_of(env: ServeEnv, username: str) -> dict[str, dict[str, int]]:
-    """Flush the replica, then read the user's aggregates of today: model -> counters."""
-    meter = env.services.meter
-    assert meter is not None
-    meter.flush()
-    assert meter.pending_batches == 0
-    rows = meter.store.read([day_of(time.time())], username)
-    return {key.model: counts.body() for key, counts in rows.items()}
+    with running_serve(
+        moto_url, backend, resources, usage_table=resources.usage_table, usage_limits=json.dumps(LIMITS)
+    ) as env:
+        env.add_tokens({"alice": ["team-a"], "limited": [], "spender": [], "tpm": ["team-t"], "streamer": []})
+        env.add_model("chat")
+        env.add_model("embed", "embedder", model_type=ModelType.EMBEDDING)
+        env.add_model("broken", "fail500")
+        yield env
 
 
 def post(env: ServeEnv, route: str, who: str, body: dict[str, object]) -> httpx.Response:
