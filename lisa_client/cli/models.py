@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import IO, Any
 
 import click
@@ -9,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from lisa_client.cli.common import output_option, report_errors, state, wait_options, wait_until
+from lisa_client.client import LisaClient
 from lisa_client.modelfile import ModelFileError, parse_entry, problems
 from lisa_client.output import OutputFormat, emit
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelSummary, UpdateModelRequest
@@ -99,43 +101,25 @@ def update(model_id: str, handle: IO[str], wait: bool, timeout: float, output: s
     _show(model, output)
 
 
-def _lifecycle(model_id: str, wait: bool, timeout: float, output: str, action: str) -> None:
-    client = state().client()
-    target: ModelStatus | None
-    if action == "start":
-        model, target = client.start_model(model_id), ModelStatus.IN_SERVICE
-    elif action == "stop":
-        model, target = client.stop_model(model_id), ModelStatus.STOPPED
-    else:
-        model, target = client.delete_model(model_id), None
-    _show(wait_until(client, model_id, target, timeout) if wait else model, output)
+def _lifecycle_command(
+    name: str, call: Callable[[LisaClient, str], ModelRecord], settled: ModelStatus | None, help_text: str
+) -> None:
+    """``lisa models NAME MODEL_ID``: ``call`` starts the workflow; --wait follows the model until it
+    is ``settled`` (None: deleted)."""
+
+    @models.command(name, help=help_text)
+    @click.argument("model_id")
+    @wait_options
+    @output_option
+    @report_errors
+    def command(model_id: str, wait: bool, timeout: float, output: str) -> None:
+        client = state().client()
+        model = call(client, model_id)
+        _show(wait_until(client, model_id, settled, timeout) if wait else model, output)
 
 
-@models.command()
-@click.argument("model_id")
-@wait_options
-@output_option
-@report_errors
-def start(model_id: str, wait: bool, timeout: float, output: str) -> None:
-    """Start a stopped model."""
-    _lifecycle(model_id, wait, timeout, output, "start")
-
-
-@models.command()
-@click.argument("model_id")
-@wait_options
-@output_option
-@report_errors
-def stop(model_id: str, wait: bool, timeout: float, output: str) -> None:
-    """Stop a model (it keeps its configuration)."""
-    _lifecycle(model_id, wait, timeout, output, "stop")
-
-
-@models.command()
-@click.argument("model_id")
-@wait_options
-@output_option
-@report_errors
-def delete(model_id: str, wait: bool, timeout: float, output: str) -> None:
-    """Delete a model and everything it runs on."""
-    _lifecycle(model_id, wait, timeout, output, "delete")
+_lifecycle_command("start", LisaClient.start_model, ModelStatus.IN_SERVICE, "Start a stopped model.")
+_lifecycle_command(
+    "stop", LisaClient.stop_model, ModelStatus.STOPPED, "Stop a model (it keeps its configuration)."
+)
+_lifecycle_command("delete", LisaClient.delete_model, None, "Delete a model and everything it runs on.")
