@@ -7,7 +7,8 @@ item conditioned on the version it read, so versions are dense and each names ex
 follower at version ``v`` that reads version ``n`` re-reads the keys ``changes`` lists for
 ``v+1 .. n``, or everything when the log no longer covers them. A version bumped without the log
 (by hand, or by an older writer) leaves ``changesVersion`` behind ``version``: the log is then
-ignored and followers reload everything once.
+ignored and followers reload everything once. The tokens table's version item
+(``lisa_domain.tokens``) keeps the same log without ``changesVersion``.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from lisa_contracts.limits import RateLimit, TokenLimits
 from lisa_contracts.names import TOKENS_BY_TOKEN_ID, TOKENS_BY_USERNAME
 from lisa_contracts.names import TOKENS_VERSION_KEY as VERSION_KEY
+from lisa_domain.change_log import ChangeLog
 from lisa_domain.dynamo import from_item, to_item
 from lisa_domain.errors import TRANSIENT_AWS_ERROR_CODES, Conflict, Unavailable, ValidationFailed
 from lisa_domain.pagination import decode_token, encode_token
@@ -114,26 +115,6 @@ class FollowedToken:
     limits: TokenLimits | None = None
 
 
-@dataclass(frozen=True)
-class TokensVersion:
-    """The version item: ``version`` and the hashes the last versions changed (``changes[-1]`` at
-    ``version``)."""
-
-    version: int
-    changes: tuple[str, ...] = ()
-
-    def changed_since(self, version: int) -> tuple[str, ...] | None:
-        """The hashes changed by versions ``version+1 .. self.version`` (oldest first); ``None`` when
-        the item no longer lists them all (or ``version`` is ahead: the table was replaced)."""
-        behind = self.version - version
-        if behind < 0 or behind > len(self.changes):
-            return None
-        return self.changes[len(self.changes) - behind :]
-
-    def after(self, token_hash: str) -> TokensVersion:
-        return TokensVersion(self.version + 1, (*self.changes, token_hash)[-RECENT_CHANGES:])
-
-
 class TokenStore:
     def __init__(self, table_name: str, client: Any = None) -> None:
         self.table_name = table_name
@@ -186,13 +167,19 @@ class TokenStore:
         return value, record
 
     # ---- following (serve replicas) --------------------------------------------------------------
-    def version(self) -> TokensVersion:
-        """The version item (version 0, no changes, before the first write)."""
+    def version(self) -> ChangeLog:
+        """The version item: the version and the hashes its last versions changed (version 0, no
+        changes, before the first write).
+
+        Unlike the registry's, the item has no ``changesVersion``: every writer of this table has
+        written ``version`` and ``changes`` together since the item exists, so no version was ever
+        bumped without the log.
+        """
         response = self._client.get_item(
             TableName=self.table_name, Key={"tokenHash": {"S": VERSION_KEY}}, ConsistentRead=True
         )
         item = response.get("Item") or {}
-        return TokensVersion(
+        return ChangeLog(
             int(item.get("version", {}).get("N", "0")),
             tuple(entry["S"] for entry in item.get("changes", {}).get("L", [])),
         )
@@ -292,7 +279,7 @@ class TokenStore:
         attempt = 0
         while True:
             current = self.version()
-            following = current.after(token_hash)
+            following = current.after(token_hash, RECENT_CHANGES)
             bump: dict[str, Any] = {
                 "TableName": self.table_name,
                 "Item": {
