@@ -1,5 +1,5 @@
 """Small helpers every construct shares: removal policy and log retention from the config, the
-identity settings of the authorizer and the serve app."""
+settings fields several runtimes get (identity, models, workflow polling)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,21 @@ def identity_settings(config: DeploymentConfig, data: Data) -> dict[str, Any]:
         "oidc_username_claim": config.oidc.usernameClaim,
         "oidc_groups_claim": config.oidc.groupsClaim,
         "oidc_groups_string": config.oidc.groupsClaimString,
+    }
+
+
+def model_settings(config: DeploymentConfig, data: Data) -> dict[str, Any]:
+    """``ModelsTableSettings`` and ``ModelSecretSettings`` fields: the admin API, the workflow steps
+    and the cost-control evaluator read models and their secrets."""
+    return {"models_table": data.models_table.table_name, "model_secret_prefix": config.model_secret_prefix}
+
+
+def workflow_poll_settings(config: DeploymentConfig) -> dict[str, int]:
+    """``WorkflowPollSettings`` fields of the functions that start workflows (the admin API and the
+    cost-control evaluator)."""
+    return {
+        "workflow_poll_seconds": config.workflow.pollSeconds,
+        "workflow_max_polls": config.workflow.maxPolls,
     }
 
 

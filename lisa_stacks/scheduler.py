@@ -18,6 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from lisa_contracts.settings import SchedulerSettings
+from lisa_stacks.common import model_settings, workflow_poll_settings
 from lisa_stacks.config import DeploymentConfig
 from lisa_stacks.data import Data
 from lisa_stacks.lambda_code import LisaFunction
@@ -49,11 +50,9 @@ class CostControl(Construct):
             timeout_seconds=55,
             settings=SchedulerSettings,
             environment={
-                "models_table": data.models_table.table_name,
-                "model_secret_prefix": config.model_secret_prefix,
+                **model_settings(config, data),
+                **workflow_poll_settings(config),
                 "update_state_machine_arn": update_workflow.state_machine_arn,
-                "workflow_poll_seconds": config.workflow.pollSeconds,
-                "workflow_max_polls": config.workflow.maxPolls,
             },
         )
         # One run at a time: a slow run is never overlapped by the next minute's.

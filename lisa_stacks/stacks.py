@@ -10,7 +10,7 @@ from constructs import Construct
 
 from lisa_contracts.settings import AdminApiSettings, AuthorizerSettings
 from lisa_stacks.admin_api import AdminApi
-from lisa_stacks.common import identity_settings, model_secrets_arn
+from lisa_stacks.common import identity_settings, model_secrets_arn, model_settings, workflow_poll_settings
 from lisa_stacks.config import DeploymentConfig
 from lisa_stacks.console import ConsoleConfigFile, ConsoleStack
 from lisa_stacks.data import Data
@@ -82,16 +82,14 @@ class CoreStack(cdk.Stack):
             wildcard_reason="EC2 Describe* and Service Quotas reads (the capacity checks of model "
             "creates, starts and dry runs) do not support resource-level permissions.",
             environment={
-                "models_table": self.data.models_table.table_name,
+                **model_settings(config, self.data),
+                **workflow_poll_settings(config),
                 "tokens_table": self.data.tokens_table.table_name,
                 "admin_group": config.adminGroup,
                 "api_group": config.apiGroup,
-                "model_secret_prefix": config.model_secret_prefix,
                 "create_state_machine_arn": machines["create_model"].state_machine_arn,
                 "update_state_machine_arn": machines["update_model"].state_machine_arn,
                 "delete_state_machine_arn": machines["delete_model"].state_machine_arn,
-                "workflow_poll_seconds": config.workflow.pollSeconds,
-                "workflow_max_polls": config.workflow.maxPolls,
                 "token_max_lifetime_days": config.tokens.maxLifetimeDays,
                 "model_url_allow_http": config.modelUrlPolicy.allowHttp,
                 "model_url_allowed_cidrs": ",".join(config.modelUrlPolicy.allowedCidrs),

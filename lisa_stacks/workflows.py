@@ -16,7 +16,7 @@ from constructs import Construct
 
 from lisa_contracts.names import WORKFLOWS
 from lisa_contracts.settings import WorkflowStepsSettings
-from lisa_stacks.common import log_group, model_secrets_arn
+from lisa_stacks.common import log_group, model_secrets_arn, model_settings
 from lisa_stacks.config import REPO_ROOT, DeploymentConfig
 from lisa_stacks.data import Data
 from lisa_stacks.lambda_code import LisaFunction
@@ -175,8 +175,7 @@ class Workflows(Construct):
             timeout_seconds=120,
             settings=WorkflowStepsSettings,
             environment={
-                "models_table": data.models_table.table_name,
-                "model_secret_prefix": config.model_secret_prefix,
+                **model_settings(config, data),
                 "model_stack_template_url": model_template.http_url,
                 "model_stack_prefix": prefix,
                 "model_stack_role_arn": self.model_stack_role.role_arn,
