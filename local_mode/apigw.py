@@ -16,18 +16,18 @@ import base64
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lisa_contracts.names import ADMIN_ROUTES
 from lisa_domain.cors import cors_headers, request_origin
+from local_mode.http_thread import BackgroundHttpServer
 
 logger = logging.getLogger(__name__)
 
@@ -370,24 +370,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         logger.debug("admin api: " + format, *args)
 
 
-class AdminApiServer:
+class AdminApiServer(BackgroundHttpServer):
     """The adapter served over HTTP on 127.0.0.1 in a background thread."""
 
     def __init__(self, adapter: ApiGatewayAdapter, host: str = "127.0.0.1", port: int = 0) -> None:
         handler_class = type("AdminRequestHandler", (_RequestHandler,), {"adapter": adapter})
-        self._server = ThreadingHTTPServer((host, port), handler_class)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="admin-api", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(handler_class, host, port, "admin-api")

@@ -19,12 +19,13 @@ import secrets
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from lisa_stacks.console_policy import SECURITY_HEADERS, content_security_policy
+from local_mode.http_thread import BackgroundHttpServer
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 SIGN_IN_PATH = "/local/sign-in"
@@ -59,7 +60,7 @@ class SignInCodes:
         return expires > now
 
 
-class ConsoleServer:
+class ConsoleServer(BackgroundHttpServer):
     """The console on ``http://127.0.0.1:<port>``; ``config`` becomes its ``/config.json``."""
 
     def __init__(self, host: str, port: int, root: Path = CONSOLE_DIR) -> None:
@@ -68,26 +69,11 @@ class ConsoleServer:
         self.token = ""
         self.config: dict[str, Any] = {}
         handler = type("ConsoleRequestHandler", (_Handler,), {"console": self, "root": root.resolve()})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="console", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(handler, host, port, "console")
 
     def sign_in_link(self) -> str:
         """A fresh link that signs the local admin in once."""
         return f"{self.url}/#code={self.codes.mint()}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 class _Handler(BaseHTTPRequestHandler):
