@@ -13,6 +13,9 @@ snapshot was built with, so in-flight requests, streams included, finish on what
 with while new requests see the change, and no request sees half of one. The hot path never reads
 the registry and never builds a Router.
 
+The provider keys a build needs (every external model's at a full load, the changed ones' after)
+are read from Secrets Manager concurrently, each distinct secret once (``SecretCache.read_all``).
+
 A bad model never takes the others down. A malformed registry item (an invalid record, or
 parameters LiteLLM refuses) is skipped, logged and counted (``Snapshot.skipped``). A model whose
 provider key cannot be read (Secrets Manager unavailable) keeps the deployment it had in the
@@ -26,9 +29,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
@@ -43,6 +47,9 @@ logger = logging.getLogger("lisa.serve")
 SECRET_ARN_PARAM = "api_key_secret_arn"
 #: Longest wait between two retries of provider keys that could not be read (doubling from one poll).
 KEY_RETRY_MAX_SECONDS = 30.0
+#: Provider keys read at the same time when a build needs several (Secrets Manager's GetSecretValue
+#: allows thousands a second; the serve app's boto3 pool holds 64 connections).
+SECRET_READ_THREADS = 16
 OWNED_BY = "openai"  # what LISA's LiteLLM-based API has always answered (seed document)
 
 
@@ -84,6 +91,24 @@ class SecretUnavailable(Exception):
     """A provider key could not be read from Secrets Manager (retried on the next poll)."""
 
 
+class KeySource(Protocol):
+    def get(self, arn: str) -> str:
+        """The provider key in secret ``arn``; raises when it cannot be read."""
+
+
+@dataclass(frozen=True)
+class ReadKeys:
+    """The provider keys one build read: ARN -> the key, or the error reading it."""
+
+    values: Mapping[str, str | Exception]
+
+    def get(self, arn: str) -> str:
+        value = self.values[arn]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
 class SecretCache:
     """Provider API keys from Secrets Manager by ARN, cached for ``ttl`` whole seconds by Powertools'
     ``SecretsProvider`` (values never logged)."""
@@ -95,8 +120,25 @@ class SecretCache:
     def get(self, arn: str) -> str:
         return str(self._provider.get(arn, max_age=self._ttl))
 
+    def read_all(self, arns: Iterable[str]) -> ReadKeys:
+        """Each distinct key once, ``SECRET_READ_THREADS`` reads in flight: a full load of 1,000
+        external models reads 1,000 secrets, which one after the other take 1,000 round trips."""
+        unique = list(dict.fromkeys(arns))
 
-def deployment_params(params: Mapping[str, Any], secrets: SecretCache | None) -> dict[str, Any]:
+        def read(arn: str) -> str | Exception:
+            try:
+                return self.get(arn)
+            except Exception as error:
+                return error
+
+        if len(unique) < 2:
+            return ReadKeys({arn: read(arn) for arn in unique})
+        threads = min(SECRET_READ_THREADS, len(unique))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="provider-keys") as pool:
+            return ReadKeys(dict(zip(unique, pool.map(read, unique), strict=True)))
+
+
+def deployment_params(params: Mapping[str, Any], secrets: KeySource | None) -> dict[str, Any]:
     """The parameters LiteLLM gets for one model: the registry's, with the secret ARN resolved."""
     params = dict(params)
     arn = params.pop(SECRET_ARN_PARAM, None)
@@ -249,6 +291,19 @@ class RegistryFollower(PollingFollower):
         """The snapshot of ``followed``; provider keys are resolved again only for the ``changed``
         models and those ``previous`` could not resolve (all of them when ``changed`` is None)."""
         again = None if changed is None or previous is None else set(changed) | previous.incomplete
+
+        def reused(model_id: str) -> bool:  # its deployment in ``previous`` stands
+            return again is not None and model_id not in again and model_id in previous.deployments  # type: ignore[union-attr]
+
+        keys = (
+            self._secrets.read_all(
+                str(params[SECRET_ARN_PARAM])
+                for model_id, model in followed.items()
+                if (params := model.litellm_params) and params.get(SECRET_ARN_PARAM) and not reused(model_id)
+            )
+            if self._secrets is not None
+            else None
+        )
         deployments: dict[str, Mapping[str, Any]] = {}
         incomplete: set[str] = set()
         unusable = 0
@@ -256,11 +311,11 @@ class RegistryFollower(PollingFollower):
             params = followed[model_id].litellm_params
             if params is None:
                 continue
-            if again is not None and model_id not in again and model_id in previous.deployments:  # type: ignore[union-attr]
+            if reused(model_id):
                 deployments[model_id] = previous.deployments[model_id]  # type: ignore[union-attr]
                 continue
             try:
-                deployments[model_id] = deployment_params(params, self._secrets)
+                deployments[model_id] = deployment_params(params, keys)
             except SecretUnavailable as error:
                 incomplete.add(model_id)
                 kept = previous.deployments.get(model_id) if previous is not None else None

@@ -1,0 +1,172 @@
+"""The start-up path at scale (issue 20 item 3): a Router of many deployments built without LiteLLM's
+per-parameter JSON round trips, and provider keys read concurrently, with the same results."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from typing import Any
+
+import pytest
+
+from lisa_domain.registry import FollowedModel
+from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from serve._litellm import Router, fast_round_trip_check
+from serve.app import router_factory
+from serve.config import ServeConfig
+from serve.follower import SECRET_READ_THREADS, RegistryFollower, SecretCache
+
+litellm_registry = pytest.importorskip("litellm.router_rust.surface.registry")
+
+VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -7,
+    2**63,
+    10**5000,  # more digits than ``int`` converts to text: JSON cannot write it
+    "",
+    "text",
+    "\ud800",
+    1.5,
+    float("nan"),
+    float("inf"),
+    {"a": 1},
+    {1: "a"},
+    [1, (2,)],
+    (1,),
+    {1, 2},
+    datetime.datetime(2026, 1, 1),
+    b"bytes",
+]
+
+
+def test_the_fast_check_answers_what_litellms_round_trip_answers() -> None:
+    assert fast_round_trip_check() is True
+    assert fast_round_trip_check() is True  # idempotent: wrapped once
+    check = litellm_registry._round_trips
+    original = check.__wrapped__
+    assert not getattr(original, "_lisa_fast", False)
+    for value in VALUES:
+        assert check(value) == original(value), value
+
+
+def _deployments(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "model_name": f"m{index}#1",
+            "litellm_params": {
+                "model": "openai/echo",
+                "api_base": "http://127.0.0.1:9/v1",
+                "api_key": "unused",
+                "timeout": 12.5,
+                "max_retries": 0,
+                "extra_body": {"tags": ["a", index], "nested": {"x": None}},
+            },
+            "model_info": {"id": f"m{index}#1"},
+        }
+        for index in range(count)
+    ]
+
+
+def _built(monkeypatch: pytest.MonkeyPatch, fast: bool) -> Router:
+    check = litellm_registry._round_trips
+    monkeypatch.setattr(litellm_registry, "_round_trips", check if fast else check.__wrapped__)
+    return router_factory(ServeConfig(models_table="t"))(_deployments(5))
+
+
+def test_a_router_built_with_the_fast_check_holds_the_same_deployments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast_round_trip_check()
+    with_fast, without = _built(monkeypatch, True), _built(monkeypatch, False)
+    deployments = with_fast.registry().deployments()
+    assert deployments == without.registry().deployments()
+    assert deployments is not None and len(deployments) == 5
+
+
+# ---- provider keys ------------------------------------------------------------------------------
+class GatedSecrets:
+    """A Secrets Manager client whose reads wait until ``parties`` reads are in flight at once (a
+    ``threading.Barrier``): sequential reads break the barrier. Keys under ``down`` fail."""
+
+    def __init__(self, parties: int, down: frozenset[str] = frozenset()) -> None:
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.down = down
+        self.reads: list[str] = []
+        self._lock = threading.Lock()
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:
+        with self._lock:
+            self.reads.append(SecretId)
+            first_round = len(self.reads) <= self.barrier.parties
+        if first_round:
+            self.barrier.wait()
+        if SecretId in self.down:
+            raise ConnectionError("simulated outage")
+        return {"SecretString": "sk-" + SecretId}
+
+
+def _followed(count: int, shared: int = 0) -> dict[str, FollowedModel]:
+    """``count`` external models, each with its own key, and ``shared`` more all using ``arn:shared``."""
+    followed = {}
+    for index in range(count + shared):
+        model_id = f"ext-{index:03d}"
+        arn = f"arn:{model_id}" if index < count else "arn:shared"
+        record = ModelRecord(
+            modelId=model_id,
+            modelName=model_id,
+            modelType=ModelType.TEXTGEN,
+            status=ModelStatus.IN_SERVICE,
+            createdAt=1,
+            updatedAt=1,
+        )
+        params = {"model": "openai/echo", "api_base": "http://127.0.0.1:9/v1", "api_key_secret_arn": arn}
+        followed[model_id] = FollowedModel(record, params)
+    return followed
+
+
+def _follower(secrets: Any) -> RegistryFollower:
+    return RegistryFollower(
+        None,  # type: ignore[arg-type]  # build() never reads the registry
+        router_factory(ServeConfig(models_table="t")),
+        secrets=SecretCache(secrets, ttl=0),
+        poll_seconds=1,
+    )
+
+
+def test_a_full_build_reads_the_provider_keys_concurrently_each_once() -> None:
+    count = 40
+    secrets = GatedSecrets(parties=min(SECRET_READ_THREADS, count))
+    snapshot = _follower(secrets).build(1, _followed(count, shared=5))
+    assert sorted(secrets.reads) == sorted(
+        {f"arn:ext-{index:03d}" for index in range(count)} | {"arn:shared"}
+    )
+    assert len(snapshot.models) == count + 5 and snapshot.incomplete == frozenset()
+    assert snapshot.deployments["ext-007"]["api_key"] == "sk-arn:ext-007"
+    assert snapshot.deployments["ext-042"]["api_key"] == "sk-arn:shared"
+    assert "api_key_secret_arn" not in snapshot.deployments["ext-007"]
+
+
+def test_keys_that_cannot_be_read_leave_only_their_models_out_read_once() -> None:
+    down = frozenset({"arn:ext-003", "arn:shared"})
+    secrets = GatedSecrets(parties=2, down=down)
+    snapshot = _follower(secrets).build(1, _followed(6, shared=2))
+    assert snapshot.incomplete == {"ext-003", "ext-006", "ext-007"}
+    assert set(snapshot.models) == {"ext-000", "ext-001", "ext-002", "ext-004", "ext-005"}
+    assert sorted(secrets.reads) == sorted({f"arn:ext-{index:03d}" for index in range(6)} | {"arn:shared"})
+
+
+def test_an_incremental_build_reads_only_the_changed_models_keys() -> None:
+    secrets = GatedSecrets(parties=2)
+    follower = _follower(secrets)
+    followed = _followed(10)
+    first = follower.build(1, followed)
+    secrets.reads, secrets.barrier = [], threading.Barrier(1)
+    params = {**(followed["ext-004"].litellm_params or {}), "timeout": 5}
+    changed = {**followed, "ext-004": FollowedModel(followed["ext-004"].record, params)}
+    second = follower.build(2, changed, previous=first, changed=("ext-004",))
+    assert secrets.reads == ["arn:ext-004"]
+    assert second.deployments["ext-004"]["timeout"] == 5
+    assert second.deployments["ext-001"] is first.deployments["ext-001"]
