@@ -14,11 +14,14 @@ Workflow inputs (besides ``modelId``, ``operation``, ``pollSeconds``, ``maxPolls
 * delete: ``{"previousStatus": <status>}``
 
 Callers who are not administrators see a model as a ``ModelSummary`` (``model_view``);
-administrators reading one model also get its ``statusHistory`` (``ModelDetail``).
+administrators reading one model also get its ``statusHistory`` (``ModelDetail``). A create or
+update answers a ``ModelChange``: the model and, when its ``fallbacks`` are not open to every caller
+of the model, ``warnings`` (``admin_api.fallbacks``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field, ValidationError
 
+from admin_api.fallbacks import FallbackWarning, check_fallbacks, stored_fallbacks, visibility_warnings
 from admin_api.model_url import ModelUrlPolicy
 from lisa_domain.auth import Principal
 from lisa_domain.capacity import SubnetCapacity
@@ -83,11 +87,41 @@ class ModelDetailResponse(BaseModel):
     )
 
 
+_WARNINGS_DESCRIPTION = (
+    "Present when some of the model's fallbacks are not open to every group the model is open to "
+    "(those callers are never sent to them), or a stored fallback no longer exists; the request was "
+    "applied all the same."
+)
+
+
+class ModelChangeResponse(BaseModel):
+    """``POST /models`` and ``PUT /models/{modelId}``: the model, and what the admin should know."""
+
+    model: ModelRecord
+    warnings: list[FallbackWarning] | None = Field(default=None, description=_WARNINGS_DESCRIPTION)
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    """A create or update that was started, and its ``warnings`` (``admin_api.fallbacks``)."""
+
+    record: ModelRecord
+    warnings: list[FallbackWarning] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        """The answer's body (``ModelChangeResponse``); ``warnings`` only when there are some."""
+        body: dict[str, Any] = {"model": self.record.model_dump(mode="json")}
+        if self.warnings:
+            body["warnings"] = [warning.model_dump() for warning in self.warnings]
+        return body
+
+
 class DryRunResponse(BaseModel):
     """``?dryRun=true``: what the request would do; nothing was written or started."""
 
     dryRun: bool = Field(description="Always true: nothing was written or started.")
     model: ModelRecord = Field(description="The model as the request would leave it.")
+    warnings: list[FallbackWarning] | None = Field(default=None, description=_WARNINGS_DESCRIPTION)
     wouldCreate: dict[str, Any] | None = Field(
         default=None, description="POST: the record, secret, workflow and infrastructure it would create."
     )
@@ -108,6 +142,13 @@ def narrowed_groups(current: list[str], requested: list[str]) -> list[str] | Non
     return common or list(requested)
 
 
+def _with_warnings(plan: dict[str, Any], warnings: list[FallbackWarning]) -> dict[str, Any]:
+    """A dry run's answer, with the ``warnings`` the request would get (only when there are some)."""
+    if warnings:
+        plan["warnings"] = [warning.model_dump() for warning in warnings]
+    return plan
+
+
 def _first_message(error: ValidationError) -> str:
     return str(error.errors()[0]["msg"]).removeprefix("Value error, ")
 
@@ -124,13 +165,13 @@ class ModelService:
     capacity: SubnetCapacity | None = None
 
     # ---- create ------------------------------------------------------------------------------
-    def create(self, principal: Principal, request: CreateModelRequest) -> ModelRecord:
+    def create(self, principal: Principal, request: CreateModelRequest) -> ModelChange:
         """Register a model (status ``Creating``) and start the create workflow.
 
         Order: secret (if any) → record (conditional) → workflow. A failure at any step undoes the
         earlier ones, so a failed request leaves nothing behind.
         """
-        self._check_create(principal, request)
+        warnings = self._check_create(principal, request)
         model_id = request.modelId
         secret_arn = self._store_secret(model_id, request.apiKey) if request.apiKey is not None else None
         record = self._new_record(request, secret_arn)
@@ -153,25 +194,28 @@ class ModelService:
                 "nothing was created, try again later"
             ) from error
         logger.info("model creation started", extra={"model_id": model_id})
-        return record
+        return ModelChange(record, warnings)
 
     def plan_create(self, principal: Principal, request: CreateModelRequest) -> dict[str, Any]:
         """``POST /models?dryRun=true``: every check ``create`` makes; nothing written or started."""
-        self._check_create(principal, request)
+        warnings = self._check_create(principal, request)
         record = self._new_record(request, None)
-        return {
-            "dryRun": True,
-            "model": record.model_dump(mode="json"),
-            "wouldCreate": {
-                "record": f"model '{record.modelId}' in {record.status.value}",
-                "secret": request.apiKey is not None,
-                "workflow": Workflow.CREATE.value,
-                "infrastructure": record.self_hosted,
+        return _with_warnings(
+            {
+                "dryRun": True,
+                "model": record.model_dump(mode="json"),
+                "wouldCreate": {
+                    "record": f"model '{record.modelId}' in {record.status.value}",
+                    "secret": request.apiKey is not None,
+                    "workflow": Workflow.CREATE.value,
+                    "infrastructure": record.self_hosted,
+                },
             },
-        }
+            warnings,
+        )
 
-    def _check_create(self, principal: Principal, request: CreateModelRequest) -> None:
-        """Everything a create is refused for, before anything is written."""
+    def _check_create(self, principal: Principal, request: CreateModelRequest) -> list[FallbackWarning]:
+        """Everything a create is refused for, before anything is written; the warnings it gets."""
         _require_admin(principal, "create models")
         if request.modelUrl and not request.self_hosted:
             self.url_policy.check(request.modelUrl)
@@ -183,6 +227,8 @@ class ModelService:
             raise Conflict(f"model '{request.modelId}' already exists")
         if request.self_hosted and request.instanceType and request.autoScalingConfig:
             self._check_capacity(request.instanceType, request.autoScalingConfig.maxCapacity)
+        fallbacks = check_fallbacks(self.registry, request.modelId, request.modelType, request.fallbacks)
+        return visibility_warnings(request.modelId, request.allowedGroups, fallbacks)
 
     def _check_capacity(
         self, instance_type: str, max_capacity: int, capacity_field: str = "autoScalingConfig.maxCapacity"
@@ -305,7 +351,7 @@ class ModelService:
     # ---- update ------------------------------------------------------------------------------
     def update(
         self, principal: Principal, model_id: str, request: UpdateModelRequest, *, reason: str | None = None
-    ) -> ModelRecord:
+    ) -> ModelChange:
         """Move the model to Updating, Stopping (``enabled: false``) or Starting (``enabled: true``)
         and start the update workflow with the requested changes. ``reason`` goes into the status
         history with the move (cost control says why it stopped or started a model).
@@ -315,7 +361,7 @@ class ModelService:
         for the workflow."""
         _require_admin(principal, "update models")
         record = self.registry.get(model_id)
-        self._check_update(record, request)
+        warnings = self._check_update(record, request)
         action = update_action(request.enabled)
         at_once: dict[str, Any] = {}
         if request.allowedGroups is not None:
@@ -336,28 +382,32 @@ class ModelService:
             restore={field: getattr(record, field) for field in at_once},
         )
         logger.info("model update started", extra={"model_id": model_id, "action": action.value})
-        return updated
+        return ModelChange(updated, warnings)
 
     def plan_update(self, principal: Principal, model_id: str, request: UpdateModelRequest) -> dict[str, Any]:
         """``PUT /models/{id}?dryRun=true``: every check ``update`` makes; nothing written or started."""
         _require_admin(principal, "update models")
         record = self.registry.get(model_id)
-        self._check_update(record, request)
+        warnings = self._check_update(record, request)
         action = update_action(request.enabled)
         transition = self._transition_from(record, action)
-        return {
-            "dryRun": True,
-            "model": record.model_dump(mode="json"),
-            "wouldUpdate": {
-                "action": action.value,
-                "status": transition.transient.value,
-                "changes": request.changes(),
-                "workflow": Workflow.UPDATE.value,
+        return _with_warnings(
+            {
+                "dryRun": True,
+                "model": record.model_dump(mode="json"),
+                "wouldUpdate": {
+                    "action": action.value,
+                    "status": transition.transient.value,
+                    "changes": request.changes(),
+                    "workflow": Workflow.UPDATE.value,
+                },
             },
-        }
+            warnings,
+        )
 
-    def _check_update(self, record: ModelRecord, request: UpdateModelRequest) -> None:
-        """Rules that need the stored model (the schema checked everything else)."""
+    def _check_update(self, record: ModelRecord, request: UpdateModelRequest) -> list[FallbackWarning]:
+        """Rules that need the stored model (the schema checked everything else); the warnings the
+        update gets."""
         if not record.self_hosted:
             for name in ("autoScalingInstanceConfig", "containerConfig", "idleStopMinutes", "startOnRequest"):
                 if getattr(request, name):
@@ -393,6 +443,21 @@ class ModelService:
                     maximum - current.maxCapacity,
                     "autoScalingInstanceConfig.maxCapacity",
                 )
+        return self._fallback_warnings(record, request)
+
+    def _fallback_warnings(self, record: ModelRecord, request: UpdateModelRequest) -> list[FallbackWarning]:
+        """New fallbacks are checked (``check_fallbacks``); the model's fallbacks as the update leaves
+        them are compared with its groups as it leaves them (a change of either can warn)."""
+        if request.fallbacks is not None:
+            fallbacks: Mapping[str, ModelRecord | None] = check_fallbacks(
+                self.registry, record.modelId, record.modelType, request.fallbacks
+            )
+        elif request.allowedGroups is not None:
+            fallbacks = stored_fallbacks(self.registry, record.fallbacks)
+        else:
+            return []
+        groups = record.allowedGroups if request.allowedGroups is None else request.allowedGroups
+        return visibility_warnings(record.modelId, groups, fallbacks)
 
     def _check_container_update(self, current: ContainerConfig, update: ContainerConfigUpdate) -> None:
         added = {name: arn for name, arn in (update.secrets or {}).items() if arn != MARKED_FOR_DELETION}

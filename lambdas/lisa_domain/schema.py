@@ -54,6 +54,14 @@ ModelId = Annotated[
 ]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, strip_whitespace=False)]
 PositiveInt = Annotated[int, Field(gt=0)]
+#: Most models in a model's ``fallbacks`` (each one a backend a failing request may try in turn).
+MAX_FALLBACKS = 5
+FALLBACKS_DESCRIPTION = (
+    "Models of the same modelType that answer, in this order, when this model's backend fails with "
+    f"a retryable error (5xx, timeout, connection refused); at most {MAX_FALLBACKS}, not the model "
+    "itself, no duplicates. A caller is only ever sent to a fallback open to its groups; one that is "
+    "not served at the time is skipped. See docs/serve-api.md (Fallbacks)."
+)
 #: Minutes without a request before a model is stopped (``idleStopMinutes``).
 MIN_IDLE_STOP_MINUTES = 5
 IdleStopMinutes = Annotated[int, Field(ge=MIN_IDLE_STOP_MINUTES)]
@@ -280,6 +288,7 @@ class ModelDefinition(StrictModel):
     streaming: StrictBool = False
     features: list[Feature] = Field(default_factory=list)
     allowedGroups: list[NonEmptyStr] = Field(default_factory=list)
+    fallbacks: list[ModelId] = Field(default_factory=list, description=FALLBACKS_DESCRIPTION)
     instanceType: str | None = None
     inferenceContainer: InferenceContainer | None = None
     containerConfig: ContainerConfig | None = None
@@ -468,6 +477,7 @@ METADATA_UPDATE_FIELDS = (
     "features",
     "idleStopMinutes",
     "startOnRequest",
+    "fallbacks",
 )
 #: Update fields where null is a value (turn the feature off), not "no change".
 NULLABLE_UPDATE_FIELDS = ("idleStopMinutes",)
@@ -480,6 +490,9 @@ class UpdateModelRequest(StrictModel):
     modelDescription: str | None = None
     streaming: StrictBool | None = None
     allowedGroups: list[NonEmptyStr] | None = None
+    fallbacks: list[ModelId] | None = Field(
+        default=None, description="Replaces the model's fallbacks ([] removes them). " + FALLBACKS_DESCRIPTION
+    )
     features: list[Feature] | None = None
     autoScalingInstanceConfig: AutoScalingInstanceConfig | None = None
     containerConfig: ContainerConfigUpdate | None = None

@@ -40,6 +40,7 @@ from serve.auth import ServeAuthenticator, serve_management_key
 from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
 from serve.errors import ServeError, backend_error, bad_request, model_not_found
+from serve.fallback import Fallbacks
 from serve.follower import RegistryFollower, RouterFactory, SecretCache, Snapshot
 from serve.limits import BudgetGuard, RateLimiter, UsageGate
 from serve.lisa_routes import add_lisa_routes
@@ -79,6 +80,9 @@ class Services:
 
 
 def router_factory(config: ServeConfig) -> RouterFactory:
+    """LiteLLM's retries stay within one deployment; LISA's fallbacks (``serve.fallback``) replace
+    LiteLLM's, which get none, so no backend is tried twice over."""
+
     def build(model_list: list[dict[str, Any]]) -> Router:
         return Router(
             model_list=model_list,
@@ -322,15 +326,16 @@ def create_app(services: Services) -> FastAPI:
                 await metered.admit()
             if usage is not None:
                 usage.used(model_id)
+            fallbacks = Fallbacks.of(current, principal, model_id, metered=metered, usage=usage)
             call = _endpoint_call(current.router, endpoint)
             if body.get("stream"):
-                return await _stream(call, model_id, body, metered)
-            try:
-                result = await call(model=model_id, **body)
-            except Exception as error:
-                raise backend_error(error, model_id) from None
-            result.model = model_id
-            response = Response(result.model_dump_json(exclude_none=True).encode(), media_type=_JSON)
+                return await _stream(call, fallbacks, body, metered)
+            answer = await fallbacks.call(body, lambda model, kwargs: call(model=model, **kwargs))
+            result = answer.result
+            result.model = answer.model_id
+            response = Response(
+                result.model_dump_json(exclude_none=True).encode(), media_type=_JSON, headers=answer.headers()
+            )
             if metered is not None:
                 metered.usage(getattr(result, "usage", None))
                 metered.finish(200, response)
@@ -393,25 +398,22 @@ def _event(chunk: Any, model_id: str, metered: Metered | None = None) -> bytes:
 
 
 async def _stream(
-    call: Callable[..., Any], model_id: str, body: dict[str, Any], metered: Metered | None = None
+    call: Callable[..., Any], fallbacks: Fallbacks, body: dict[str, Any], metered: Metered | None = None
 ) -> Response:
     """Server-sent events ending in ``[DONE]``. A failure before the first chunk is an ordinary
-    HTTP error; a failure after it is one ``data: {"error": {...}}`` event, and the stream ends.
-    Metered streams ask the backend for usage (``Metered.stream_options``) and record at the end."""
+    HTTP error (or the next fallback answers); a failure after it is one ``data: {"error": {...}}``
+    event, and the stream ends. Metered streams ask the backend for usage
+    (``Metered.stream_options``) and record at the end."""
     if metered is not None:
         body["stream_options"] = metered.stream_options(body.get("stream_options"))
-    try:
-        stream = await call(model=model_id, **body)
-        chunks = aiter(stream)
-        first = await anext(chunks, None)
-    except Exception as error:
-        raise backend_error(error, model_id) from None
+    answer = await fallbacks.stream(body, lambda model, kwargs: call(model=model, **kwargs))
+    model_id, opened = answer.model_id, answer.result
 
     async def events() -> AsyncIterator[bytes]:
         try:
-            if first is not None:
-                yield _event(first, model_id, metered)
-                async for chunk in chunks:
+            if opened.first is not None:
+                yield _event(opened.first, model_id, metered)
+                async for chunk in opened.items:
                     if event := _event(chunk, model_id, metered):
                         yield event
             yield _DONE
@@ -425,14 +427,14 @@ async def _stream(
         finally:
             if metered is not None:
                 metered.finish(499)  # the client went away (no-op after a finish above)
-            close = getattr(stream, "aclose", None)
+            close = getattr(opened.stream, "aclose", None)
             if close is not None:
                 try:
                     await close()
                 except Exception:
                     logger.debug("closing the backend stream failed", exc_info=True)
 
-    headers = _SSE_HEADERS | (metered.headers() if metered is not None else {})
+    headers = _SSE_HEADERS | answer.headers() | (metered.headers() if metered is not None else {})
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 

@@ -62,6 +62,8 @@ class ServedEntry:
     created: int
     allowed_groups: list[str]
     card: dict[str, Any]  # the OpenAI model object {id, object, created, owned_by}; never mutated
+    #: The models to try, in order, when this one's backend fails (``serve.fallback``).
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -372,6 +374,7 @@ class RegistryFollower(PollingFollower):
             created=record.createdAt,
             allowed_groups=list(record.allowedGroups),
             card={"id": record.modelId, "object": "model", "created": record.createdAt, "owned_by": OWNED_BY},
+            fallbacks=tuple(record.fallbacks),
         )
 
 

@@ -261,6 +261,10 @@ class Metered:
     def headers(self) -> dict[str, str]:
         return dict(self._admission.headers) if self._admission is not None else {}
 
+    def answered_by(self, model: str) -> None:
+        """A fallback answered (``serve.fallback``): the request is recorded for that model."""
+        self._model = model
+
     def usage(self, usage: Any) -> None:
         """The backend's ``usage`` (set, not added: a stream's usage is counted once)."""
         if usage is not None:

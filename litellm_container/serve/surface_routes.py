@@ -12,7 +12,8 @@
 
 Each request takes the same steps as ``/chat/completions`` (``serve.app``): authentication, body
 limit and field check (``serve.bodies``), the registry snapshot (invisible models are 404, a stopped
-``startOnRequest`` model is started), the model type, metering and limits, and the usage report.
+``startOnRequest`` model is started), the model type, metering and limits, the usage report, and the
+model's fallbacks (``serve.fallback``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from serve.auth import ServeAuthenticator
 from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
 from serve.errors import ServeError, backend_error, bad_request, model_not_found
+from serve.fallback import Answer, Fallbacks, Opened
 from serve.follower import Snapshot
 from serve.limits import UsageGate
 from serve.metering import Meter, Metered
@@ -75,13 +77,14 @@ class Surface:
 
 @dataclass
 class Admitted:
-    """A checked request: its body (without ``model``), model, snapshot and metering."""
+    """A checked request: its body (without ``model``), model, snapshot, metering and fallbacks."""
 
     body: dict[str, Any]
     model_id: str
     snapshot: Snapshot
     router: ModelRouter
     metered: Metered | None
+    fallbacks: Fallbacks
 
 
 async def admit(
@@ -114,7 +117,8 @@ async def admit(
         await metered.admit()
     if backend_call and surface.usage is not None:
         surface.usage.used(model_id)
-    return Admitted(body, model_id, current, current.router, metered)
+    fallbacks = Fallbacks.of(current, principal, model_id, metered=metered, usage=surface.usage)
+    return Admitted(body, model_id, current, current.router, metered, fallbacks)
 
 
 def _finish(metered: Metered | None, status: int, response: Response | None = None) -> None:
@@ -130,34 +134,28 @@ def _count(metered: Metered | None, usage: Any) -> None:
     metered.usage({"prompt_tokens": read("input_tokens"), "completion_tokens": read("output_tokens")})
 
 
-async def _first(call: Callable[[], Awaitable[Any]], model_id: str) -> tuple[Any, AsyncIterator[Any], Any]:
-    """Start a stream and read its first item, so a failure before it is an ordinary HTTP error."""
-    try:
-        stream = await call()
-        items = aiter(stream)
-        first = await anext(items, None)
-    except Exception as error:
-        raise backend_error(error, model_id) from None
-    return stream, items, first
+def _json_answer(payload: bytes, answer: Answer[Any], metered: Metered | None) -> Response:
+    """A whole answer, naming the model that gave it (``serve.fallback``); recorded as a 200."""
+    response = Response(payload, media_type=_JSON, headers=answer.headers())
+    _finish(metered, 200, response)
+    return response
 
 
 def _sse_response(
-    stream: Any,
-    items: AsyncIterator[Any],
-    first: Any,
+    answer: Answer[Opened],
     *,
     encode: Callable[[Any], bytes],
     failed: Callable[[ServeError], bytes],
-    model_id: str,
     metered: Metered | None,
 ) -> Response:
     """The stream as server-sent events; a failure after the first event ends it with ``failed``."""
+    opened, model_id = answer.result, answer.model_id
 
     async def events() -> AsyncIterator[bytes]:
         try:
-            if first is not None:
-                yield encode(first)
-                async for item in items:
+            if opened.first is not None:
+                yield encode(opened.first)
+                async for item in opened.items:
                     yield encode(item)
             _finish(metered, 200)
         except Exception as error:
@@ -166,14 +164,14 @@ def _sse_response(
             yield failed(failure)
         finally:
             _finish(metered, 499)  # the client went away (no-op after a finish above)
-            close = getattr(stream, "aclose", None)
+            close = getattr(opened.stream, "aclose", None)
             if close is not None:
                 try:
                     await close()
                 except Exception:
                     logger.debug("closing the backend stream failed", exc_info=True)
 
-    headers = _SSE_HEADERS | (metered.headers() if metered is not None else {})
+    headers = _SSE_HEADERS | answer.headers() | (metered.headers() if metered is not None else {})
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
@@ -202,31 +200,23 @@ async def create_message(surface: Surface, request: Request) -> Response:
     metered: Metered | None = None
     try:
         admitted = await admit(surface, request, Endpoint.MESSAGES)
-        metered, model_id, body = admitted.metered, admitted.model_id, admitted.body
+        metered, body = admitted.metered, admitted.body
 
-        async def call() -> Any:
-            return await admitted.router.aanthropic_messages(model=model_id, **body)
+        async def call(model_id: str, kwargs: dict[str, Any]) -> Any:
+            return await admitted.router.aanthropic_messages(model=model_id, **kwargs)
 
         if body.get("stream"):
-            stream, items, first = await _first(call, model_id)
+            streamed = await admitted.fallbacks.stream(body, call)
             return _sse_response(
-                stream,
-                items,
-                first,
-                encode=lambda frame: _anthropic_frame(frame, model_id, metered),
+                streamed,
+                encode=lambda frame: _anthropic_frame(frame, streamed.model_id, metered),
                 failed=anthropic_error_event,
-                model_id=model_id,
                 metered=metered,
             )
-        try:
-            result = await call()
-        except Exception as error:
-            raise backend_error(error, model_id) from None
-        message = _anthropic_message(result, model_id)
+        answer = await admitted.fallbacks.call(body, call)
+        message = _anthropic_message(answer.result, answer.model_id)
         _count(metered, message.get("usage"))
-        response = Response(json.dumps(message).encode(), media_type=_JSON)
-        _finish(metered, 200, response)
-        return response
+        return _json_answer(json.dumps(message).encode(), answer, metered)
     except ServeError as error:
         response = anthropic_response(error)
         _finish(metered, error.status, response)
@@ -289,32 +279,25 @@ async def create_response(surface: Surface, request: Request) -> Response:
     metered: Metered | None = None
     try:
         admitted = await admit(surface, request, Endpoint.RESPONSES)
-        metered, model_id, body = admitted.metered, admitted.model_id, admitted.body
+        metered, body = admitted.metered, admitted.body
 
-        async def call() -> Any:
+        async def call(model_id: str, kwargs: dict[str, Any]) -> Any:
             # Stateless: bridged to chat completions, nothing stored (module docstring).
-            return await admitted.router.aresponses(model=model_id, use_chat_completions_api=True, **body)
+            return await admitted.router.aresponses(model=model_id, use_chat_completions_api=True, **kwargs)
 
         if body.get("stream"):
-            stream, items, first = await _first(call, model_id)
+            streamed = await admitted.fallbacks.stream(body, call)
             return _sse_response(
-                stream,
-                items,
-                first,
-                encode=lambda event: _responses_event(event, model_id, metered),
+                streamed,
+                encode=lambda event: _responses_event(event, streamed.model_id, metered),
                 failed=_openai_error_event,
-                model_id=model_id,
                 metered=metered,
             )
-        try:
-            result = await call()
-        except Exception as error:
-            raise backend_error(error, model_id) from None
-        result.model = model_id
+        answer = await admitted.fallbacks.call(body, call)
+        result = answer.result
+        result.model = answer.model_id
         _count(metered, getattr(result, "usage", None))
-        response = Response(result.model_dump_json(exclude_none=True).encode(), media_type=_JSON)
-        _finish(metered, 200, response)
-        return response
+        return _json_answer(result.model_dump_json(exclude_none=True).encode(), answer, metered)
     except ServeError as error:
         response = error.response()
         _finish(metered, error.status, response)
@@ -326,14 +309,11 @@ async def create_image(surface: Surface, request: Request) -> Response:
     metered: Metered | None = None
     try:
         admitted = await admit(surface, request, Endpoint.IMAGES)
-        metered, model_id = admitted.metered, admitted.model_id
-        try:
-            result = await admitted.router.aimage_generation(model=model_id, **admitted.body)
-        except Exception as error:
-            raise backend_error(error, model_id) from None
-        response = Response(result.model_dump_json(exclude_none=True).encode(), media_type=_JSON)
-        _finish(metered, 200, response)
-        return response
+        metered, router = admitted.metered, admitted.router
+        answer = await admitted.fallbacks.call(
+            admitted.body, lambda model_id, kwargs: router.aimage_generation(model=model_id, **kwargs)
+        )
+        return _json_answer(answer.result.model_dump_json(exclude_none=True).encode(), answer, metered)
     except ServeError as error:
         response = error.response()
         _finish(metered, error.status, response)

@@ -8,7 +8,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import RootModel
 
-from admin_api.models import MAX_LIMIT, DryRunResponse, ModelDetailResponse, model_view
+from admin_api.models import (
+    MAX_LIMIT,
+    DryRunResponse,
+    ModelChangeResponse,
+    ModelDetailResponse,
+    model_view,
+)
 from admin_api.resolver import app, metrics
 from admin_api.responses import json_response
 from admin_api.routes.common import caller, error_docs, ok_docs
@@ -35,7 +41,7 @@ DryRun = Annotated[
 ]
 
 
-class UpdateAnswer(RootModel[ModelResponse | DryRunResponse]):
+class UpdateAnswer(RootModel[ModelChangeResponse | DryRunResponse]):
     """``PUT /models/{modelId}``'s 200: the model, or with ``?dryRun=true`` the plan."""
 
 
@@ -56,9 +62,11 @@ def _list_body(page: Page, principal: Principal) -> dict[str, Any]:
     description="Admins only. Stores the model in Creating and starts the create workflow. "
     "An apiKey goes to Secrets Manager; responses never include it. A self-hosted model whose "
     "instanceType is not offered in the model subnets' zones, or whose autoScalingConfig.maxCapacity "
-    "the account's On-Demand vCPU quota cannot hold, is refused with 400 at once. ?dryRun=true: checks only.",
+    "the account's On-Demand vCPU quota cannot hold, is refused with 400 at once. Each fallbacks entry "
+    "must name an existing model of the same modelType (400 naming the entry otherwise); a fallback not "
+    "open to every group the model is open to is accepted with a warning. ?dryRun=true: checks only.",
     responses={
-        **ok_docs("The model, in Creating", ModelResponse, 201),
+        **ok_docs("The model, in Creating (and warnings about its fallbacks)", ModelChangeResponse, 201),
         **ok_docs("?dryRun=true: what would be created", DryRunResponse),
         **error_docs(400, 401, 403, 409, 422, 502, 503),
     },
@@ -66,9 +74,9 @@ def _list_body(page: Page, principal: Principal) -> dict[str, Any]:
 def create_model(body: CreateModelRequest, dry_run: DryRun = False) -> Response[dict[str, Any]]:
     if dry_run:
         return json_response(HTTPStatus.OK, service().plan_create(caller(), body))
-    record = service().create(caller(), body)
+    change = service().create(caller(), body)
     metrics.add_metric(name="ModelCreateStarted", unit=MetricUnit.Count, value=1)
-    return json_response(HTTPStatus.CREATED, _model_body(record))
+    return json_response(HTTPStatus.CREATED, change.body())
 
 
 @app.get(
@@ -113,7 +121,8 @@ def get_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
     summary="Update, stop or start a model",
     description="Admins only. {'enabled': false} stops (from InService), {'enabled': true} starts "
     "(from Stopped); other changes from InService or Stopped. Starts the update workflow. An "
-    "allowedGroups change that takes access away applies at once; additions when the workflow finishes.",
+    "allowedGroups change that takes access away applies at once; additions when the workflow finishes. "
+    "A fallbacks change is metadata only (no redeployment); its entries are checked as on create.",
     responses={
         **ok_docs(
             "The model, in Updating, Stopping or Starting; with ?dryRun=true, what would be updated",
@@ -127,9 +136,9 @@ def update_model(
 ) -> Response[dict[str, Any]]:
     if dry_run:
         return json_response(HTTPStatus.OK, service().plan_update(caller(), modelId, body))
-    record = service().update(caller(), modelId, body)
+    change = service().update(caller(), modelId, body)
     metrics.add_metric(name="ModelUpdateStarted", unit=MetricUnit.Count, value=1)
-    return json_response(HTTPStatus.OK, _model_body(record))
+    return json_response(HTTPStatus.OK, change.body())
 
 
 @app.delete(
