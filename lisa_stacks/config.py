@@ -164,6 +164,7 @@ class RequestLimitsConfig(_Strict):
     maxBestOf: Annotated[int, Field(ge=1, le=128)] = 8
     maxTokens: Annotated[int, Field(ge=1, le=1_048_576)] = 32768
     maxGuidedDecodingBytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 65536
+    maxAudioUploadBytes: Annotated[int, Field(ge=1_048_576, le=536_870_912)] = 26_214_400
 
 
 class ServeConfig(_Strict):

@@ -115,6 +115,7 @@ class Serve(Construct):
                 max_best_of=limits.maxBestOf,
                 max_tokens=limits.maxTokens,
                 max_guided_bytes=limits.maxGuidedDecodingBytes,
+                max_audio_bytes=limits.maxAudioUploadBytes,
                 allow_management_key=serve.allowManagementKey,
                 cors_origins=cors_origin,  # the console's (lisa_stacks.console)
                 # One worker per task vCPU (each follows the registry and the tokens on its own).

@@ -39,13 +39,13 @@ from lisa_domain.lifecycle import TRANSITIONS, Action, Transition, update_action
 from lisa_domain.registry import ModelRegistry, Page, StatusChange, now
 from lisa_domain.schema import (
     MARKED_FOR_DELETION,
+    NON_STREAMING_TYPES,
     ContainerConfig,
     ContainerConfigUpdate,
     CreateModelRequest,
     ModelRecord,
     ModelStatus,
     ModelSummary,
-    ModelType,
     UpdateModelRequest,
     check_capacities,
     merge_container_config,
@@ -416,8 +416,8 @@ class ModelService:
                     )
         if request.containerConfig is not None and record.containerConfig is not None:
             self._check_container_update(record.containerConfig, request.containerConfig)
-        if request.streaming and record.modelType == ModelType.EMBEDDING:
-            raise ValidationFailed("streaming: embedding models cannot stream")
+        if request.streaming and record.modelType in NON_STREAMING_TYPES:
+            raise ValidationFailed(f"streaming: {record.modelType.value} models cannot stream")
         scaling, current = request.autoScalingInstanceConfig, record.autoScalingConfig
         if scaling is not None and current is not None:
             minimum = scaling.minCapacity if scaling.minCapacity is not None else current.minCapacity

@@ -25,6 +25,8 @@ DEFAULT_OIDC_LEEWAY_SECONDS = 60
 DEFAULT_TOKEN_MAX_LIFETIME_DAYS = 90
 MAX_TOKEN_MAX_LIFETIME_DAYS = 3650
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: OpenAI's limit for an audio upload.
+DEFAULT_MAX_AUDIO_BYTES = 25 * 1024 * 1024
 
 #: What reads a field that is not read by our code (the documentation's "read by" column).
 READ_BY_LIBRARY = "read_by"
@@ -329,6 +331,12 @@ class ServeSettings(ModelsTableSettings, IdentitySettings):
     backend_retries: int = _env("LISA_SERVE_BACKEND_RETRIES", "LiteLLM retries per request", default=0, ge=0)
     max_body_bytes: int = _env(
         "LISA_SERVE_MAX_BODY_BYTES", "larger request bodies get 413", default=DEFAULT_MAX_BODY_BYTES, ge=1
+    )
+    max_audio_bytes: int = _env(
+        "LISA_SERVE_MAX_AUDIO_BYTES",
+        "larger transcription uploads (the whole multipart body) get 413",
+        default=DEFAULT_MAX_AUDIO_BYTES,
+        ge=1,
     )
     max_n: int = _env("LISA_SERVE_MAX_N", "most choices per request (`n`)", default=8, ge=1)
     max_best_of: int = _env(

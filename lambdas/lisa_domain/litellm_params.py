@@ -13,6 +13,7 @@ parameter, so the serve app must resolve it (read the secret, put its value in `
 | --- | --- | --- | --- |
 | vLLM | ``hosted_vllm/<modelName>`` | load balancer + ``/v1`` | none (``api_key`` placeholder) |
 | TGI, TEI | ``openai/<modelName>`` (OpenAI-compatible) | load balancer + ``/v1`` | none (placeholder) |
+| TEI reranker | ``huggingface/<modelName>`` (TEI's own ``/rerank``) | load balancer | none (placeholder) |
 | Bedrock | ``bedrock/<modelName>`` (prefix not doubled) | none | the serve task's IAM role |
 | external | ``modelName`` as given (``openai/gpt-4o-mini``) | ``modelUrl`` when set | ``api_key_secret_arn`` |
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lisa_domain.schema import InferenceContainer, ModelDefinition
+from lisa_domain.schema import InferenceContainer, ModelDefinition, ModelType
 
 BEDROCK_PREFIX = "bedrock/"
 API_KEY_SECRET_ARN = "api_key_secret_arn"
@@ -57,6 +58,14 @@ def litellm_params(
     if model.self_hosted:
         if not endpoint_url:
             raise LiteLLMParamsError(f"model '{model.modelId}' is self-hosted but has no endpoint URL")
+        if model.inferenceContainer == InferenceContainer.TEI and model.modelType == ModelType.RERANK:
+            # TEI serves rerankers on /rerank only (no OpenAI-compatible route); LiteLLM's Hugging
+            # Face rerank provider speaks TEI's API and posts to <api_base>/rerank.
+            return {
+                "model": f"huggingface/{model.modelName}",
+                "api_base": endpoint_url.rstrip("/").removesuffix("/v1"),
+                "api_key": SELF_HOSTED_API_KEY,
+            }
         prefix = "hosted_vllm" if model.inferenceContainer == InferenceContainer.VLLM else "openai"
         return {
             "model": f"{prefix}/{model.modelName}",

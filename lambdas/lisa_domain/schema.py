@@ -72,6 +72,9 @@ class ModelType(StrEnum):
     EMBEDDING = "embedding"
     IMAGEGEN = "imagegen"
     VIDEOGEN = "videogen"
+    TTS = "tts"
+    STT = "stt"
+    RERANK = "rerank"
 
 
 class HostingType(StrEnum):
@@ -86,6 +89,18 @@ class InferenceContainer(StrEnum):
     VLLM = "vllm"
     TGI = "tgi"
     TEI = "tei"
+
+
+#: The containers a self-hosted model of these types may run on (other types: any). vLLM serves
+#: Whisper-style transcription and rerankers, TEI rerankers; none serves speech, so a tts model is
+#: third-party (or internal_hosted with modelUrl).
+SELF_HOSTED_CONTAINERS: dict[ModelType, frozenset[InferenceContainer]] = {
+    ModelType.TTS: frozenset(),
+    ModelType.STT: frozenset({InferenceContainer.VLLM}),
+    ModelType.RERANK: frozenset({InferenceContainer.TEI, InferenceContainer.VLLM}),
+}
+#: Model types whose answers never stream (``streaming`` must be false).
+NON_STREAMING_TYPES = frozenset({ModelType.EMBEDDING, ModelType.RERANK})
 
 
 class ModelStatus(StrEnum):
@@ -335,8 +350,12 @@ class ModelDefinition(StrictModel):
             raise ValueError(
                 f"loadBalancerConfig is only for self-hosted models ({', '.join(HOSTING_FIELDS)})"
             )
-        if self.modelType == ModelType.EMBEDDING and self.streaming:
-            raise ValueError("streaming: embedding models cannot stream")
+        if self.modelType in NON_STREAMING_TYPES and self.streaming:
+            raise ValueError(f"streaming: {self.modelType.value} models cannot stream")
+        containers = SELF_HOSTED_CONTAINERS.get(self.modelType)
+        if containers is not None and self.inferenceContainer not in (None, *containers):
+            served_by = " or ".join(sorted(containers)) or "no self-hosted container (third-party only)"
+            raise ValueError(f"inferenceContainer: {self.modelType.value} models are served by {served_by}")
         if self.hostingType == HostingType.INTERNAL_HOSTED and not self.modelUrl:
             raise ValueError("hostingType: internal_hosted models need modelUrl")
         if self.hostingType == HostingType.LISA_HOSTED and not given:

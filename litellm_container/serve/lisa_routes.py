@@ -32,6 +32,9 @@ MODES: dict[ModelType, str] = {
     ModelType.EMBEDDING: "embedding",
     ModelType.IMAGEGEN: "image_generation",
     ModelType.VIDEOGEN: "video_generation",
+    ModelType.TTS: "audio_speech",
+    ModelType.STT: "audio_transcription",
+    ModelType.RERANK: "rerank",
 }
 #: What LiteLLM's ``/health/liveliness`` answers (a JSON string).
 ALIVE = "I'm alive!"

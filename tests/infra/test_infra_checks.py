@@ -126,7 +126,13 @@ def test_imported_vpc_kms_destroy_https_variant_synthesizes_clean(tmp_path: Path
         "serve": {
             "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc",
             "allowManagementKey": True,
-            "requestLimits": {"maxN": 2, "maxBestOf": 3, "maxTokens": 4096, "maxGuidedDecodingBytes": 2048},
+            "requestLimits": {
+                "maxN": 2,
+                "maxBestOf": 3,
+                "maxTokens": 4096,
+                "maxGuidedDecodingBytes": 2048,
+                "maxAudioUploadBytes": 2_097_152,
+            },
             "cpu": 2048,
             "memory": 4096,
         },
@@ -159,6 +165,7 @@ def test_imported_vpc_kms_destroy_https_variant_synthesizes_clean(tmp_path: Path
         "LISA_SERVE_MAX_BEST_OF": "3",
         "LISA_SERVE_MAX_TOKENS": "4096",
         "LISA_SERVE_MAX_GUIDED_BYTES": "2048",
+        "LISA_SERVE_MAX_AUDIO_BYTES": "2097152",
         "LISA_SERVE_ALLOW_MANAGEMENT_KEY": "true",
         "LISA_SERVE_WORKERS": "2",  # one per vCPU of the 2-vCPU task
         "MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS": "7200",

@@ -201,6 +201,7 @@ def test_runtime_settings_reach_the_containers_and_functions(
         "LISA_SERVE_MAX_BEST_OF": str(limits.maxBestOf),
         "LISA_SERVE_MAX_TOKENS": str(limits.maxTokens),
         "LISA_SERVE_MAX_GUIDED_BYTES": str(limits.maxGuidedDecodingBytes),
+        "LISA_SERVE_MAX_AUDIO_BYTES": str(limits.maxAudioUploadBytes),
         "LISA_SERVE_ALLOW_MANAGEMENT_KEY": "false",
         "MANAGEMENT_KEY_PREVIOUS_TTL_SECONDS": previous_ttl,
         "OIDC_GROUPS_STRING": config.oidc.groupsClaimString,
