@@ -17,19 +17,13 @@ import yaml
 from click.testing import CliRunner, Result
 
 from lisa_client.cli import main
-from tests.e2e.conftest import LocalMode, start_local_mode
+from tests.e2e.conftest import LocalMode, running_local_mode
 
 
 @pytest.fixture(scope="session")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMode]:
-    instance = start_local_mode(tmp_path_factory.mktemp("cli-local-mode"), "--no-demo")
-    try:
+    with running_local_mode(tmp_path_factory.mktemp("cli-local-mode"), "--no-demo") as instance:
         yield instance
-    finally:
-        try:
-            instance.stop(timeout=60)
-        finally:
-            instance.kill_everything()
 
 
 class Lisa:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.console.browser import browser_missing_reason, chromium
-from tests.e2e.conftest import LocalMode, start_local_mode
+from tests.e2e.conftest import LocalMode, running_local_mode
 
 pytestmark = pytest.mark.e2e
 
@@ -18,14 +18,8 @@ def console_local_mode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
     reason = browser_missing_reason()
     if reason:
         pytest.skip(reason)
-    local = start_local_mode(tmp_path_factory.mktemp("console-local-mode"))
-    try:
+    with running_local_mode(tmp_path_factory.mktemp("console-local-mode")) as local:
         yield local
-    finally:
-        try:
-            local.stop(timeout=60)
-        finally:
-            local.kill_everything()
 
 
 @pytest.fixture(scope="module")

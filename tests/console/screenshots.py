@@ -18,7 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from tests.console.browser import chromium, wait_for
-from tests.e2e.conftest import REPO_ROOT, start_local_mode
+from tests.e2e.conftest import REPO_ROOT, running_local_mode
 
 
 def shoot(driver: WebDriver, route: str, selector: str, path: Path) -> None:
@@ -32,44 +32,38 @@ def shoot(driver: WebDriver, route: str, selector: str, path: Path) -> None:
 def main(argv: list[str]) -> int:
     out = (Path(argv[0]) if argv else REPO_ROOT / "docs" / "console").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="lisa-screenshots-") as tmp:
-        local = start_local_mode(Path(tmp))
-        try:
-            link = json.loads(local.state_file.read_text())["consoleUrl"]
-            with chromium() as driver:
-                driver.get(link)
-                wait_for(
-                    driver, lambda d: d.find_elements(By.CSS_SELECTOR, '.badge[data-status="InService"]'), 60
-                )
-                shoot(driver, "#/models", '.badge[data-status="InService"]', out / "models.png")
-                shoot(driver, "#/models/smollm2", ".facts", out / "model-detail.png")
-                shoot(driver, "#/models/new", "form.model-form", out / "model-form.png")
-                shoot(driver, "#/tokens", "table.tokens tbody tr", out / "tokens.png")
-                shoot(driver, "#/usage", ".usage table, .usage .notice", out / "usage.png")
-                driver.execute_script("location.hash = '#/playground'")
-                picker = wait_for(
-                    driver, lambda d: d.find_elements(By.CSS_SELECTOR, "form.playground-form select"), 30
-                )[0]
-                Select(picker).select_by_value("smollm2")
-                driver.find_element(By.CSS_SELECTOR, "form.playground-form textarea").send_keys(
-                    "Say hello to the LISA console."
-                )
-                driver.find_element(By.CSS_SELECTOR, "form.playground-form button[type=submit]").click()
-                shoot(driver, "#/playground", ".msg.assistant p.done", out / "playground.png")
-            with chromium(width=420, height=800) as narrow:
-                # The link worked once; the narrow window signs in with the pasted admin token.
-                narrow.get(link.split("#")[0] + "#/sign-in")
-                field = wait_for(
-                    narrow, lambda d: d.find_elements(By.CSS_SELECTOR, "input[type=password]"), 30
-                )[0]
-                field.send_keys(local.admin_token)
-                narrow.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
-                shoot(narrow, "#/models", '.badge[data-status="InService"]', out / "models-narrow.png")
-        finally:
-            try:
-                local.stop(timeout=60)
-            finally:
-                local.kill_everything()
+    with (
+        tempfile.TemporaryDirectory(prefix="lisa-screenshots-") as tmp,
+        running_local_mode(Path(tmp)) as local,
+    ):
+        link = json.loads(local.state_file.read_text())["consoleUrl"]
+        with chromium() as driver:
+            driver.get(link)
+            wait_for(
+                driver, lambda d: d.find_elements(By.CSS_SELECTOR, '.badge[data-status="InService"]'), 60
+            )
+            shoot(driver, "#/models", '.badge[data-status="InService"]', out / "models.png")
+            shoot(driver, "#/models/smollm2", ".facts", out / "model-detail.png")
+            shoot(driver, "#/models/new", "form.model-form", out / "model-form.png")
+            shoot(driver, "#/tokens", "table.tokens tbody tr", out / "tokens.png")
+            shoot(driver, "#/usage", ".usage table, .usage .notice", out / "usage.png")
+            driver.execute_script("location.hash = '#/playground'")
+            picker = wait_for(
+                driver, lambda d: d.find_elements(By.CSS_SELECTOR, "form.playground-form select"), 30
+            )[0]
+            Select(picker).select_by_value("smollm2")
+            driver.find_element(By.CSS_SELECTOR, "form.playground-form textarea").send_keys(
+                "Say hello to the LISA console."
+            )
+            driver.find_element(By.CSS_SELECTOR, "form.playground-form button[type=submit]").click()
+            shoot(driver, "#/playground", ".msg.assistant p.done", out / "playground.png")
+        with chromium(width=420, height=800) as narrow:
+            # The link worked once; the narrow window signs in with the pasted admin token.
+            narrow.get(link.split("#")[0] + "#/sign-in")
+            fields = wait_for(narrow, lambda d: d.find_elements(By.CSS_SELECTOR, "input[type=password]"), 30)
+            fields[0].send_keys(local.admin_token)
+            narrow.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+            shoot(narrow, "#/models", '.badge[data-status="InService"]', out / "models-narrow.png")
     return 0
 
 

@@ -129,10 +129,10 @@ def start_local_mode(tmp: Path, *extra_args: str) -> LocalMode:
     return local
 
 
-@pytest.fixture(scope="module")
-def local_mode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMode]:
-    """One local mode shared by the module's tests (none shuts it down); stopped after the last."""
-    local = start_local_mode(tmp_path_factory.mktemp("local-mode"))
+@contextlib.contextmanager
+def running_local_mode(tmp: Path, *extra_args: str) -> Iterator[LocalMode]:
+    """``start_local_mode``; on exit stopped (SIGTERM), then anything of it left killed."""
+    local = start_local_mode(tmp, *extra_args)
     try:
         yield local
     finally:
@@ -140,3 +140,10 @@ def local_mode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMode]:
             local.stop(timeout=60)
         finally:
             local.kill_everything()
+
+
+@pytest.fixture(scope="module")
+def local_mode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMode]:
+    """One local mode shared by the module's tests (none shuts it down); stopped after the last."""
+    with running_local_mode(tmp_path_factory.mktemp("local-mode")) as local:
+        yield local
