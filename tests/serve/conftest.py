@@ -130,15 +130,14 @@ class ServeEnv:
         wait_for(lambda: (follower.version or 0) >= wanted, timeout, "the serve app following the tokens")
 
     def wait_for_registry(self, timeout: float = 5.0) -> None:
+        """Until the serve app follows every registry change made so far (bounded)."""
         wanted = self.registry.version()
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def followed() -> bool:
             snapshot = self.services.follower.snapshot
-            if snapshot is not None and snapshot.version >= wanted:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError("the serve app did not pick up the registry change")
-            time.sleep(0.005)
+            return snapshot is not None and snapshot.version >= wanted
+
+        wait_for(followed, timeout, "the serve app following the registry", interval=0.005)
 
 
 @contextmanager

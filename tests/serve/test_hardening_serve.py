@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from serve.errors import ServeError
 from serve.follower import RegistryFollower, SecretCache
 from tests.serve.conftest import ServeEnv
 from tests.support.servers import ServerThread
+from tests.support.waiting import wait_for
 
 HELLO = [{"role": "user", "content": "hello world"}]
 LIMITS = RequestLimits()
@@ -41,14 +42,6 @@ def _error(response: httpx.Response) -> dict[str, Any]:
     assert set(response.json()) == {"error"}, response.text
     error: dict[str, Any] = response.json()["error"]
     return error
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.01)
 
 
 # ---- request limits (item 5) ---------------------------------------------------------------------
@@ -222,7 +215,11 @@ class Replica:
 
     def caught_up(self, serve: ServeEnv) -> None:
         wanted = serve.registry.version()
-        _wait_until(lambda: self.follower.snapshot is not None and self.follower.snapshot.version >= wanted)
+        wait_for(
+            lambda: self.follower.snapshot is not None and self.follower.snapshot.version >= wanted,
+            5.0,
+            "the replica following the registry",
+        )
 
 
 @pytest.fixture
@@ -272,7 +269,7 @@ def test_registry_outage_keeps_the_replica_in_service(serve: ServeEnv, replica: 
         assert _chat(replica.url, serve, "chat-open").status_code == 200  # the last snapshot serves
     finally:
         replica.registry.down = False
-    _wait_until(lambda: replica.ready()["stale"] is False)
+    wait_for(lambda: replica.ready()["stale"] is False, 5.0, "the replica no longer stale")
 
 
 def test_readiness_is_503_until_the_first_snapshot(serve: ServeEnv, moto_url: str) -> None:
@@ -294,7 +291,7 @@ def test_readiness_is_503_until_the_first_snapshot(serve: ServeEnv, moto_url: st
             assert response.json() == {"status": "not ready", "registryLoaded": False, "tokensLoaded": True}
         assert httpx.get(server.url + "/health").status_code == 200
         registry.down = False
-        _wait_until(lambda: httpx.get(server.url + "/health/readiness").status_code == 200)
+        wait_for(lambda: httpx.get(server.url + "/health/readiness").status_code == 200, 5.0, "readiness")
     finally:
         server.stop()
 
@@ -333,7 +330,8 @@ def test_unreadable_provider_key_keeps_the_previous_deployment(serve: ServeEnv, 
         assert _chat(replica.url, serve, "ext-kept").status_code == 200
         assert serve.backend.authorization["ext-kept"] == "Bearer sk-ext-kept"
         replica.secrets.down = False
-        _wait_until(lambda: replica.ready()["incomplete"] == [])  # retried without a registry change
+        # retried without a registry change
+        wait_for(lambda: replica.ready()["incomplete"] == [], 5.0, "the unreadable key read again")
         assert _chat(replica.url, serve, "ext-kept").status_code == 200
     finally:
         replica.secrets.down = False
@@ -349,7 +347,7 @@ def test_model_whose_key_was_never_read_is_served_once_it_can_be(serve: ServeEnv
         assert _chat(replica.url, serve, "ext-late").status_code == 404
         assert _chat(replica.url, serve, "chat-open").status_code == 200
         replica.secrets.down = False
-        _wait_until(lambda: _chat(replica.url, serve, "ext-late").status_code == 200)
+        wait_for(lambda: _chat(replica.url, serve, "ext-late").status_code == 200, 5.0, "ext-late served")
         assert replica.ready()["incomplete"] == []
     finally:
         replica.secrets.down = False
