@@ -25,6 +25,7 @@ from lisa_client.modelfile import DesiredModel
 from lisa_domain.schema import (
     DELETABLE_STATES,
     MARKED_FOR_DELETION,
+    METADATA_UPDATE_FIELDS,
     ContainerConfigUpdate,
     ModelDefinition,
     ModelRecord,
@@ -34,10 +35,8 @@ from lisa_domain.schema import (
 
 #: Fields the server fills when the create request leaves them out: compared only when the file sets them.
 SERVER_FILLED = frozenset({"contextWindow"})
-#: Paths ``PUT /models/{id}`` updates as they are.
-METADATA_PATHS = frozenset(
-    {"modelDescription", "streaming", "allowedGroups", "features", "idleStopMinutes", "startOnRequest"}
-)
+#: Paths ``PUT /models/{id}`` updates as they are (the metadata fields, ``fallbacks`` among them).
+METADATA_PATHS = frozenset(METADATA_UPDATE_FIELDS)
 #: autoScalingConfig.<name> -> autoScalingInstanceConfig.<name>.
 SCALING_NAMES = frozenset(
     {"minCapacity", "maxCapacity", "desiredCapacity", "cooldown", "defaultInstanceWarmup"}

@@ -73,6 +73,18 @@ def test_updatable_fields_become_one_update_body() -> None:
     assert "~ update e5" in lines and '    containerConfig.environment.OLD: "x" -> (absent)' in lines
 
 
+def test_fallbacks_are_updated_not_recreated() -> None:
+    change = only(
+        planning.plan(
+            [desired(EXTERNAL | {"fallbacks": ["spare", "other"]})], [current(EXTERNAL)], prune=False
+        )
+    )
+    assert change.action == Action.UPDATE
+    assert change.update is not None and change.update.changes() == {"fallbacks": ["spare", "other"]}
+    removal = only(planning.plan([desired(EXTERNAL)], [current(EXTERNAL, fallbacks=["spare"])], prune=False))
+    assert removal.update is not None and removal.update.changes() == {"fallbacks": []}
+
+
 def test_fields_no_route_changes_need_a_recreate_that_is_refused_by_default() -> None:
     plan = planning.plan(
         [desired(EXTERNAL | {"modelName": "openai/gpt-4o"})], [current(EXTERNAL)], prune=False
