@@ -21,7 +21,9 @@ import pytest
 
 from lisa_domain.schema import ModelStatus, ModelType
 from local_mode.resources import create_resources
-from serve.fallback import FALLBACK_FROM_HEADER, MODEL_HEADER
+from serve._litellm import litellm
+from serve.errors import backend_error
+from serve.fallback import FALLBACK_FROM_HEADER, MODEL_HEADER, retryable
 from tests.serve.conftest import ServeEnv, running_serve, usage_of
 from tests.support.fake_backend import FakeBackend
 from tests.support.servers import free_port
@@ -70,6 +72,27 @@ def chat(env: ServeEnv, model: str, who: str = "alice") -> Any:
 
 def answered_by(raw: Any) -> tuple[str | None, str | None]:
     return raw.headers.get(MODEL_HEADER), raw.headers.get(FALLBACK_FROM_HEADER)
+
+
+_E = litellm.exceptions
+
+
+@pytest.mark.parametrize(
+    ("error", "tried_next"),
+    [
+        (_E.InternalServerError("boom", "openai", "m"), True),
+        (_E.ServiceUnavailableError("down", "openai", "m"), True),
+        (_E.Timeout("slow", "m", "openai"), True),
+        (_E.APIConnectionError("refused", "openai", "m"), True),
+        (_E.BadRequestError("too long", "m", "openai"), False),
+        (_E.AuthenticationError("LISA's key refused", "openai", "m"), False),
+        (_E.NotFoundError("no such model", "openai", "m"), False),
+        (_E.RateLimitError("slow down", "openai", "m"), False),
+    ],
+    ids=["500", "503", "timeout", "connection", "400", "401", "404", "429"],
+)
+def test_what_a_fallback_is_tried_for(error: Exception, tried_next: bool) -> None:
+    assert retryable(error, backend_error(error, "m")) is tried_next
 
 
 @pytest.mark.parametrize("failure", ["fail500", "fail503", "hang", "refused"])
