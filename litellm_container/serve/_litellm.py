@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -161,9 +162,58 @@ def fast_round_trip_check() -> bool:
     return True
 
 
+def incremental_cost_key_map() -> bool:
+    """Extend LiteLLM's lowercase index of its cost map by the keys added since it was last built,
+    instead of lowercasing every key again.
+
+    Every deployment a Router adds registers its id in ``litellm.model_cost``, which drops LiteLLM's
+    lowercase index of the map's keys; the next lookup of a key the map lacks (the following
+    deployment's id) rebuilds it from all ~6,000 keys. At 1,000 new deployments that is a third of
+    the first ``Router(model_list=...)`` (about 1 s CPU, ``bench/startup.py --phases``). When the
+    map is the same dict and the keys the index was built from are still its first keys, in order
+    (the key that was last is still at that position: a deleted or re-inserted earlier key would
+    move it), the keys after it are exactly the ones added, and adding them last gives the index a
+    rebuild gives (a later key wins a lowercase collision in both). Anything else rebuilds as
+    LiteLLM does. Returns False (and changes nothing) on a LiteLLM without that index.
+    ``tests/serve/test_startup_path.py`` compares the index with LiteLLM's own rebuild.
+    """
+    from litellm import utils
+
+    rebuild: Callable[[], dict[str, str]] | None = getattr(utils, "_rebuild_model_cost_lowercase_map", None)
+    if rebuild is None or not hasattr(utils, "_model_cost_lowercase_map"):
+        return False
+    if getattr(rebuild, "_lisa_incremental", False):
+        return True
+    #: The last index built: the cost map it indexes, its keys then (a tuple), the index.
+    built: list[tuple[dict[str, Any], tuple[str, ...], dict[str, str]]] = []
+    lock = threading.Lock()
+
+    @functools.wraps(rebuild)
+    def rebuild_incrementally() -> dict[str, str]:
+        with lock:
+            cost_map = litellm.model_cost
+            keys = tuple(cost_map)  # one C-level copy: a consistent view while other threads register
+            if built and built[0][0] is cost_map and built[0][1] and len(keys) >= len(built[0][1]):
+                _, before, index = built[0]
+                if keys[len(before) - 1] == before[-1]:
+                    index = {**index, **{key.lower(): key for key in keys[len(before) :]}}
+                    utils._model_cost_lowercase_map = index
+                    built[:] = [(cost_map, keys, index)]
+                    return index
+            index = {key.lower(): key for key in keys}  # LiteLLM's rebuild, of this snapshot
+            utils._model_cost_lowercase_map = index
+            built[:] = [(cost_map, keys, index)]
+            return index
+
+    rebuild_incrementally._lisa_incremental = True  # type: ignore[attr-defined]
+    utils._rebuild_model_cost_lowercase_map = rebuild_incrementally
+    return True
+
+
 quiet_litellm()
 skip_unused_bookkeeping()
 fast_round_trip_check()
+incremental_cost_key_map()
 
 #: Builds a Router of a model list (``serve.app.router_factory``: LISA's timeouts and retries).
 RouterFactory = Callable[[list[dict[str, Any]]], Router]
@@ -354,6 +404,7 @@ __all__ = [
     "SharedRouter",
     "callbacks_registered",
     "fast_round_trip_check",
+    "incremental_cost_key_map",
     "litellm",
     "quiet_litellm",
     "skip_unused_bookkeeping",

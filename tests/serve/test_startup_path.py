@@ -4,6 +4,7 @@ per-parameter JSON round trips, and provider keys read concurrently, with the sa
 from __future__ import annotations
 
 import datetime
+import inspect
 import threading
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from lisa_domain.registry import FollowedModel
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
-from serve._litellm import Router, fast_round_trip_check
+from serve._litellm import Router, fast_round_trip_check, incremental_cost_key_map, litellm
 from serve.app import router_factory
 from serve.config import ServeConfig
 from serve.follower import SECRET_READ_THREADS, RegistryFollower, SecretCache
@@ -170,3 +171,47 @@ def test_an_incremental_build_reads_only_the_changed_models_keys() -> None:
     assert secrets.reads == ["arn:ext-004"]
     assert second.deployments["ext-004"]["timeout"] == 5
     assert second.deployments["ext-001"] is first.deployments["ext-001"]
+
+
+# ---- LiteLLM's lowercase index of its cost map ----------------------------------------------------
+def test_the_cost_key_index_grows_with_the_keys_added_and_equals_litellms_rebuild(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from litellm import utils
+
+    assert incremental_cost_key_map() is True
+    assert incremental_cost_key_map() is True  # idempotent: wrapped once
+    rebuild = utils._rebuild_model_cost_lowercase_map
+    original = inspect.unwrap(rebuild)
+    cost_map = dict(litellm.model_cost)
+    monkeypatch.setattr(litellm, "model_cost", cost_map)
+
+    def same_as_litellm() -> dict[str, str]:
+        index = rebuild()
+        assert utils._model_cost_lowercase_map is index
+        assert index == original()
+        return index
+
+    first = same_as_litellm()
+    cost_map["Lisa-Model#1"] = {}
+    cost_map["lisa-model#1"] = {}  # a later key wins a lowercase collision
+    grown = same_as_litellm()
+    assert grown["lisa-model#1"] == "lisa-model#1" and first is not grown
+    assert "lisa-model#1" not in first  # the index handed out before is never changed
+    del cost_map["Lisa-Model#1"]
+    cost_map["Lisa-Model#1"] = {}  # re-inserted: now the later key
+    assert same_as_litellm()["lisa-model#1"] == "Lisa-Model#1"
+    del cost_map[next(iter(cost_map))]
+    cost_map["another#2"] = {}  # an earlier key gone, one added: same length, different keys
+    same_as_litellm()
+    monkeypatch.setattr(litellm, "model_cost", {"Only": {}})  # a reloaded map: a new dict
+    assert same_as_litellm() == {"only": "Only"}
+
+
+def test_a_router_built_after_many_registrations_finds_every_deployment_by_any_case() -> None:
+    from litellm import utils
+
+    router = router_factory(ServeConfig(models_table="t"))(_deployments(30))
+    for index in range(30):
+        assert utils.get_model_cost_key(f"M{index}#1".upper()) == f"m{index}#1"
+    assert len(router.registry().deployments() or []) == 30
