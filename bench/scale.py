@@ -11,10 +11,13 @@ Registers ``--models`` models (all served) in a moto server, then measures
 
 Requests are sequential (latency, not throughput), ``--requests`` of each.
 
-``--memory 10,100,1000`` instead measures, for each number of served models, ``python -m serve``'s
-time from start to ready and the resident memory of its process tree once ready (one worker), next
-to the LiteLLM proxy (``litellm[proxy]``, its own virtual environment, one worker) configured with
-the same models (time to ``/health/liveliness``, which the proxy answers after loading its config).
+``--memory 10,100,1000`` instead measures, for each number of served models (seeded by
+``bench.seed``: registry-written items copied, seconds instead of ~17 min for 1,000), ``python -m
+serve``'s time from start to ready and the resident memory of its process tree once ready (one
+worker), next to the LiteLLM proxy (``litellm[proxy]``, its own virtual environment, one worker)
+configured with the same models (time to ``/health/liveliness``, which the proxy answers after
+loading its config). RSS is read twice: at ready, and after one chat completion to each model (so
+what LiteLLM builds per deployment on its first call, such as its HTTP client, is counted too).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import httpx
 
 from bench._http import median, percentile
 from bench._procs import ADMIN_GROUP, Processes, log, start_proxy, start_serve
+from bench.seed import seed_models
 
 
 def timed(call: Callable[[], httpx.Response], requests: int) -> tuple[list[float], httpx.Response]:
@@ -54,6 +58,16 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def call_each(url: str, key: str, models: list[str]) -> int:
+    """One chat completion to each model, one after the other; how many answered 200."""
+    ok = 0
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        for model in models:
+            body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+            ok += client.post(url + "/v1/chat/completions", json=body).status_code == 200
+    return ok
+
+
 def memory(counts: list[int]) -> None:
     """Start-up time and RSS of ``python -m serve`` and of the LiteLLM proxy per number of models."""
     rows = []
@@ -61,31 +75,39 @@ def memory(counts: list[int]) -> None:
         lisa, backend_url = processes.registry_with_backend("lisa-memory")
         registered = 0
         for count in sorted(counts):
-            while registered < count:
-                lisa.add_model(f"model-{registered:04d}", backend_url)
-                registered += 1
-            started = time.monotonic()
-            process, _ = start_serve(lisa, name=f"serve-{count}", LISA_SERVE_WORKERS="1")
-            ready = time.monotonic() - started
-            serve_rss = tree_rss(process.pid)
-            process.stop()
-            started = time.monotonic()
-            proxy, _ = start_proxy(
-                {f"model-{index:04d}": "echo" for index in range(count)}, backend_url, "sk-bench", workers=1
-            )
-            proxy_ready = time.monotonic() - started
-            proxy_rss = tree_rss(proxy.pid)
-            proxy.stop()
-            rows.append((count, ready, serve_rss, proxy_ready, proxy_rss))
+            seed_models(lisa, [f"model-{index:04d}" for index in range(registered, count)], backend_url)
+            registered = count
+            models = [f"model-{index:04d}" for index in range(count)]
+            row: list[float] = [count]
+            for target in ("lisa", "proxy"):
+                started = time.monotonic()
+                if target == "lisa":
+                    process, url = start_serve(lisa, name=f"serve-{count}", LISA_SERVE_WORKERS="1")
+                    key = lisa.management_key
+                else:
+                    process, url = start_proxy(
+                        dict.fromkeys(models, "echo"), backend_url, "sk-bench", workers=1
+                    )
+                    key = "sk-bench"
+                try:
+                    row += [time.monotonic() - started, tree_rss(process.pid)]
+                    answered = call_each(url, key, models)
+                    assert answered == count, f"{target}: {answered} of {count} models answered"
+                    row.append(tree_rss(process.pid))
+                finally:
+                    process.stop()
+            rows.append(row)
             log(f"{count} models measured")
     print("\nStart-up and resident memory per worker (one worker each), by served models\n")
     print(
-        "| models | LISA serve: start to ready s | LISA serve RSS MiB | LiteLLM proxy: start to live s | proxy RSS MiB |"
+        "| models | LISA serve: start to ready s | LISA RSS at ready MiB | LISA RSS after one call per model MiB "
+        "| LiteLLM proxy: start to live s | proxy RSS at live MiB | proxy RSS after one call per model MiB |"
     )
-    print("| --- | --- | --- | --- | --- |")
-    for count, ready, serve_rss, proxy_ready, proxy_rss in rows:
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for served, ready, rss, used, proxy_ready, proxy_rss, proxy_used in rows:
         print(
-            f"| {count} | {ready:.1f} | {serve_rss / 2**20:.0f} | {proxy_ready:.1f} | {proxy_rss / 2**20:.0f} |"
+            f"| {served:.0f} | {ready:.1f} | {rss / 2**20:.0f} | {used / 2**20:.0f} "
+            f"| {proxy_ready:.1f} | {proxy_rss / 2**20:.0f} | {proxy_used / 2**20:.0f} |"
         )
 
 
