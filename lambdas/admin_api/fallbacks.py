@@ -97,7 +97,7 @@ def visibility_warnings(
                     fallback=fallback,
                     groups=[],
                     message=f"model '{model_id}' is open to everyone but '{fallback}' only to the groups "
-                    f"{their}: other callers are not sent to it",
+                    f"{their}: requests of other callers are not sent to it",
                 )
             )
             continue
@@ -108,8 +108,8 @@ def visibility_warnings(
                     field=where,
                     fallback=fallback,
                     groups=excluded,
-                    message=f"the groups {', '.join(excluded)} may use '{model_id}' but not '{fallback}' "
-                    f"(open to {their}): callers in none of that model's groups are not sent to it",
+                    message=f"the groups {', '.join(excluded)} may use '{model_id}' but not '{fallback}': "
+                    f"requests of callers outside the groups {their} are not sent to it",
                 )
             )
     return warnings

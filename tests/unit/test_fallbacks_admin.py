@@ -109,7 +109,7 @@ def test_a_fallback_not_open_to_every_caller_is_accepted_with_a_warning(
             "fallback": "team-a-only",
             "groups": [],
             "message": "model 'primary' is open to everyone but 'team-a-only' only to the groups "
-            "team-a: other callers are not sent to it",
+            "team-a: requests of other callers are not sent to it",
         }
     ]
     assert stored(resources, "primary").fallbacks == ["backup-1", "team-a-only"]
@@ -196,8 +196,8 @@ def test_narrowing_the_groups_warns_about_the_stored_fallbacks(
             "field": "fallbacks[0]",
             "fallback": "team-a-only",
             "groups": ["team-c"],
-            "message": "the groups team-c may use 'served' but not 'team-a-only' (open to team-a): "
-            "callers in none of that model's groups are not sent to it",
+            "message": "the groups team-c may use 'served' but not 'team-a-only': requests of callers "
+            "outside the groups team-a are not sent to it",
         },
         {
             "field": "fallbacks[1]",
