@@ -253,6 +253,15 @@ class ModelRouter:
     async def aimage_generation(self, *, model: str, **kwargs: Any) -> Any:
         return await self._call(self.router.aimage_generation, model, kwargs)
 
+    async def aspeech(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.aspeech, model, kwargs)
+
+    async def atranscription(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.atranscription, model, kwargs)
+
+    async def arerank(self, *, model: str, **kwargs: Any) -> Any:
+        return await self._call(self.router.arerank, model, kwargs)
+
     async def _call(self, endpoint: Callable[..., Any], model: str, kwargs: dict[str, Any]) -> Any:
         name = self.names[model]
         self.calls[name] += 1

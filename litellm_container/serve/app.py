@@ -44,6 +44,7 @@ from serve.fallback import Fallbacks
 from serve.follower import RegistryFollower, RouterFactory, SecretCache, Snapshot
 from serve.limits import BudgetGuard, RateLimiter, UsageGate
 from serve.lisa_routes import add_lisa_routes
+from serve.media_routes import add_media_routes
 from serve.metering import Meter, Metered, MetricsPrinter
 from serve.openapi import HEALTH, READY, inference_route, models_route
 from serve.surface_routes import Surface, add_surface_routes
@@ -298,7 +299,9 @@ def create_app(services: Services) -> FastAPI:
             return error.response()
 
     add_lisa_routes(app, PREFIX, auth=auth, follower=follower, config=config, snapshot=snapshot)
-    add_surface_routes(app, PREFIX, Surface(auth, config, snapshot, _starter(starter), usage, meter, gate))
+    surface = Surface(auth, config, snapshot, _starter(starter), usage, meter, gate)
+    add_surface_routes(app, PREFIX, surface)
+    add_media_routes(app, PREFIX, surface)
 
     # ---- inference -------------------------------------------------------------------------------
     async def infer(request: Request, endpoint: Endpoint) -> Response:

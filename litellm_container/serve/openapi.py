@@ -14,7 +14,16 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from serve.bodies import ALLOWED, REQUIRED, Endpoint
+from serve.bodies import (
+    ALLOWED,
+    MAX_RERANK_DOCUMENTS,
+    MAX_SPEECH_INPUT_CHARS,
+    REQUIRED,
+    SPEECH_FORMATS,
+    TIMESTAMP_GRANULARITIES,
+    TRANSCRIPTION_FORMATS,
+    Endpoint,
+)
 
 _JSON_TYPES: dict[type, dict[str, Any]] = {
     int: {"type": "integer"},
@@ -125,6 +134,42 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: The audio and rerank fields' own constraints (``serve.bodies`` checks them).
+_MEDIA_FIELDS: dict[Endpoint, dict[str, Any]] = {
+    Endpoint.SPEECH: {
+        "input": {"type": "string", "minLength": 1, "maxLength": MAX_SPEECH_INPUT_CHARS},
+        "voice": {"type": "string", "minLength": 1},
+        "response_format": {"enum": list(SPEECH_FORMATS)},
+        "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0},
+    },
+    Endpoint.TRANSCRIPTIONS: {
+        "file": {"type": "string", "format": "binary", "description": "The audio file"},
+        "response_format": {"enum": list(TRANSCRIPTION_FORMATS)},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "timestamp_granularities[]": {
+            "type": "array",
+            "items": {"enum": list(TIMESTAMP_GRANULARITIES)},
+            "description": "Only with response_format verbose_json",
+        },
+    },
+    Endpoint.RERANK: {
+        "query": {"type": "string", "minLength": 1},
+        "documents": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_RERANK_DOCUMENTS,
+            "items": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+                ]
+            },
+        },
+        "top_n": {"type": "integer", "minimum": 1, "maximum": MAX_RERANK_DOCUMENTS},
+    },
+}
+
+
 def request_schema(endpoint: Endpoint) -> dict[str, Any]:
     """The JSON schema of a request body: exactly the fields ``serve.bodies.parse`` accepts."""
     properties: dict[str, Any] = {}
@@ -132,6 +177,7 @@ def request_schema(endpoint: Endpoint) -> dict[str, Any]:
         options = [_JSON_TYPES[t] for t in types if not (t is int and float in types)]
         properties[name] = options[0] if len(options) == 1 else {"anyOf": options}
     properties["model"] = {"type": "string", "minLength": 1}
+    properties.update(_MEDIA_FIELDS.get(endpoint, {}))
     if endpoint is Endpoint.CHAT:
         properties["messages"] = {
             "type": "array",

@@ -54,12 +54,21 @@ MODEL_TYPES: dict[Endpoint, ModelType] = {
     Endpoint.COUNT_TOKENS: ModelType.TEXTGEN,
     Endpoint.RESPONSES: ModelType.TEXTGEN,
     Endpoint.IMAGES: ModelType.IMAGEGEN,
+    Endpoint.SPEECH: ModelType.TTS,
+    Endpoint.TRANSCRIPTIONS: ModelType.STT,
+    Endpoint.RERANK: ModelType.RERANK,
 }
 #: Fields accepted for compatibility and not passed to LiteLLM (it reads ``metadata`` as its own).
 _DROPPED = ("metadata", "store")
 
 #: Asks for a stopped ``startOnRequest`` model's start (``serve.app._start_on_request``).
 StartOnRequest = Callable[[Snapshot, Principal, str], Awaitable[None]]
+#: Reads and checks a request's body (default: a JSON body, ``serve.bodies.parse``).
+BodyReader = Callable[[Request, ServeConfig], Awaitable[dict[str, Any]]]
+
+
+async def json_body(request: Request, config: ServeConfig, endpoint: Endpoint) -> dict[str, Any]:
+    return parse(await read_body(request, config.max_body_bytes), endpoint, config.request_limits)
 
 
 @dataclass(frozen=True)
@@ -88,13 +97,18 @@ class Admitted:
 
 
 async def admit(
-    surface: Surface, request: Request, endpoint: Endpoint, *, backend_call: bool = True
+    surface: Surface,
+    request: Request,
+    endpoint: Endpoint,
+    *,
+    backend_call: bool = True,
+    read: BodyReader | None = None,
 ) -> Admitted:
     """The steps every inference route takes before calling the Router (see the module docstring)."""
     started = time.perf_counter()
     principal = await surface.auth.principal(request.headers)
     config = surface.config
-    body = parse(await read_body(request, config.max_body_bytes), endpoint, config.request_limits)
+    body = await (read(request, config) if read is not None else json_body(request, config, endpoint))
     current = surface.snapshot()
     model_id: str = body.pop("model")
     entry = current.models.get(model_id)
@@ -113,7 +127,7 @@ async def admit(
         body.pop(name, None)
     metered = None
     if backend_call and surface.meter is not None:
-        metered = Metered(surface.meter, surface.gate, principal, model_id, started)
+        metered = Metered(surface.meter, surface.gate, principal, model_id, started, endpoint.value)
         await metered.admit()
     if backend_call and surface.usage is not None:
         surface.usage.used(model_id)
@@ -121,12 +135,12 @@ async def admit(
     return Admitted(body, model_id, current, current.router, metered, fallbacks)
 
 
-def _finish(metered: Metered | None, status: int, response: Response | None = None) -> None:
+def finish(metered: Metered | None, status: int, response: Response | None = None) -> None:
     if metered is not None:
         metered.finish(status, response)
 
 
-def _count(metered: Metered | None, usage: Any) -> None:
+def count(metered: Metered | None, usage: Any) -> None:
     """Anthropic's and the Responses API's usage (``input_tokens``/``output_tokens``) to the meter."""
     if metered is None or usage is None:
         return
@@ -134,10 +148,10 @@ def _count(metered: Metered | None, usage: Any) -> None:
     metered.usage({"prompt_tokens": read("input_tokens"), "completion_tokens": read("output_tokens")})
 
 
-def _json_answer(payload: bytes, answer: Answer[Any], metered: Metered | None) -> Response:
+def json_answer(payload: bytes, answer: Answer[Any], metered: Metered | None) -> Response:
     """A whole answer, naming the model that gave it (``serve.fallback``); recorded as a 200."""
     response = Response(payload, media_type=_JSON, headers=answer.headers())
-    _finish(metered, 200, response)
+    finish(metered, 200, response)
     return response
 
 
@@ -157,13 +171,13 @@ def _sse_response(
                 yield encode(opened.first)
                 async for item in opened.items:
                     yield encode(item)
-            _finish(metered, 200)
+            finish(metered, 200)
         except Exception as error:
             failure = backend_error(error, model_id)
-            _finish(metered, failure.status)
+            finish(metered, failure.status)
             yield failed(failure)
         finally:
-            _finish(metered, 499)  # the client went away (no-op after a finish above)
+            finish(metered, 499)  # the client went away (no-op after a finish above)
             close = getattr(opened.stream, "aclose", None)
             if close is not None:
                 try:
@@ -185,7 +199,7 @@ def _anthropic_frame(frame: bytes, model_id: str, metered: Metered | None) -> by
     if event.get("type") == "message_start" and isinstance(event.get("message"), dict):
         event["message"]["model"] = model_id
     elif event.get("type") == "message_delta":
-        _count(metered, event.get("usage"))
+        count(metered, event.get("usage"))
     return head + separator + json.dumps(event).encode() + b"\n\n"
 
 
@@ -215,11 +229,11 @@ async def create_message(surface: Surface, request: Request) -> Response:
             )
         answer = await admitted.fallbacks.call(body, call)
         message = _anthropic_message(answer.result, answer.model_id)
-        _count(metered, message.get("usage"))
-        return _json_answer(json.dumps(message).encode(), answer, metered)
+        count(metered, message.get("usage"))
+        return json_answer(json.dumps(message).encode(), answer, metered)
     except ServeError as error:
         response = anthropic_response(error)
-        _finish(metered, error.status, response)
+        finish(metered, error.status, response)
         return response
 
 
@@ -266,7 +280,7 @@ def _responses_event(event: Any, model_id: str, metered: Metered | None) -> byte
     if response is not None:
         response.model = model_id
         if getattr(event, "type", "") == "response.completed":
-            _count(metered, getattr(response, "usage", None))
+            count(metered, getattr(response, "usage", None))
     kind = str(getattr(event, "type", "message"))
     return f"event: {kind}\ndata: ".encode() + event.model_dump_json(exclude_none=True).encode() + b"\n\n"
 
@@ -296,11 +310,11 @@ async def create_response(surface: Surface, request: Request) -> Response:
         answer = await admitted.fallbacks.call(body, call)
         result = answer.result
         result.model = answer.model_id
-        _count(metered, getattr(result, "usage", None))
-        return _json_answer(result.model_dump_json(exclude_none=True).encode(), answer, metered)
+        count(metered, getattr(result, "usage", None))
+        return json_answer(result.model_dump_json(exclude_none=True).encode(), answer, metered)
     except ServeError as error:
         response = error.response()
-        _finish(metered, error.status, response)
+        finish(metered, error.status, response)
         return response
 
 
@@ -313,10 +327,10 @@ async def create_image(surface: Surface, request: Request) -> Response:
         answer = await admitted.fallbacks.call(
             admitted.body, lambda model_id, kwargs: router.aimage_generation(model=model_id, **kwargs)
         )
-        return _json_answer(answer.result.model_dump_json(exclude_none=True).encode(), answer, metered)
+        return json_answer(answer.result.model_dump_json(exclude_none=True).encode(), answer, metered)
     except ServeError as error:
         response = error.response()
-        _finish(metered, error.status, response)
+        finish(metered, error.status, response)
         return response
 
 
@@ -376,13 +390,25 @@ _EXAMPLES: dict[Endpoint, dict[str, Any]] = {
 }
 
 
-def _route_doc(
-    endpoint: Endpoint, result: dict[str, Any], error_schema: dict[str, Any], streams: bool
+def route_doc(
+    endpoint: Endpoint,
+    result: dict[str, Any] | None,
+    error_schema: dict[str, Any],
+    streams: bool,
+    *,
+    answers: dict[str, Any] | None = None,
+    request_type: str = _JSON,
+    example: dict[str, Any] | None = None,
+    body_limit: str = "LISA_SERVE_MAX_BODY_BYTES",
 ) -> dict[str, Any]:
+    """``responses`` and ``openapi_extra`` of a route: the 200 answer is ``result`` as JSON and/or
+    ``answers`` (media type -> content); the body is ``request_type`` (JSON, or multipart/form-data)."""
+
     def error(description: str) -> dict[str, Any]:
         return {"description": description, "content": {_JSON: {"schema": error_schema}}}
 
-    content: dict[str, Any] = {_JSON: {"schema": result}}
+    content: dict[str, Any] = {_JSON: {"schema": result}} if result is not None else {}
+    content |= answers or {}
     if streams:
         content["text/event-stream"] = {"schema": SSE_EVENT}
     auth_errors = {status: error(doc["description"]) for status, doc in AUTH_ERRORS.items()}
@@ -396,7 +422,7 @@ def _route_doc(
             400: error("Invalid body (the field is named), wrong model type, or the backend refused it"),
             **auth_errors,
             404: error("Unknown model, or not open to the caller"),
-            413: error("Body over LISA_SERVE_MAX_BODY_BYTES"),
+            413: error(f"Body over {body_limit}"),
             429: error("A usage limit, or the backend throttled"),
             502: error("The backend failed, refused the connection or closed it"),
             504: error("The backend sent nothing for LISA_SERVE_BACKEND_TIMEOUT_SECONDS"),
@@ -404,7 +430,12 @@ def _route_doc(
         "openapi_extra": {
             "requestBody": {
                 "required": True,
-                "content": {_JSON: {"schema": request_schema(endpoint), "example": _EXAMPLES[endpoint]}},
+                "content": {
+                    request_type: {
+                        "schema": request_schema(endpoint),
+                        "example": _EXAMPLES[endpoint] if example is None else example,
+                    }
+                },
             },
             "security": SECURITY,
         },
@@ -415,23 +446,21 @@ def add_surface_routes(app: FastAPI, prefix: str, surface: Surface) -> None:
     """Adds ``/v1/messages``, ``/v1/messages/count_tokens``, ``/responses`` and
     ``/images/generations`` under ``prefix``."""
 
-    @app.post(
-        prefix + "/v1/messages", **_route_doc(Endpoint.MESSAGES, _MESSAGE, ANTHROPIC_ERROR_SCHEMA, True)
-    )
+    @app.post(prefix + "/v1/messages", **route_doc(Endpoint.MESSAGES, _MESSAGE, ANTHROPIC_ERROR_SCHEMA, True))
     async def messages(request: Request) -> Response:
         return await create_message(surface, request)
 
     @app.post(
         prefix + "/v1/messages/count_tokens",
-        **_route_doc(Endpoint.COUNT_TOKENS, _TOKEN_COUNT, ANTHROPIC_ERROR_SCHEMA, False),
+        **route_doc(Endpoint.COUNT_TOKENS, _TOKEN_COUNT, ANTHROPIC_ERROR_SCHEMA, False),
     )
     async def messages_count_tokens(request: Request) -> Response:
         return await count_tokens(surface, request)
 
-    @app.post(prefix + "/responses", **_route_doc(Endpoint.RESPONSES, _RESPONSE, ERROR_SCHEMA, True))
+    @app.post(prefix + "/responses", **route_doc(Endpoint.RESPONSES, _RESPONSE, ERROR_SCHEMA, True))
     async def responses(request: Request) -> Response:
         return await create_response(surface, request)
 
-    @app.post(prefix + "/images/generations", **_route_doc(Endpoint.IMAGES, _IMAGES, ERROR_SCHEMA, False))
+    @app.post(prefix + "/images/generations", **route_doc(Endpoint.IMAGES, _IMAGES, ERROR_SCHEMA, False))
     async def images(request: Request) -> Response:
         return await create_image(surface, request)

@@ -160,9 +160,11 @@ def fuzz(
     return report
 
 
-def use_known_models(models: list[str]) -> Mutator:
-    """A mutator that puts one of ``models`` into half of the bodies that name a model, so that
-    generated requests also reach a real backend instead of all ending in 404."""
+def use_known_models(models: list[str], *, by_path: Mapping[str, list[str]] | None = None) -> Mutator:
+    """A mutator that puts one of ``models`` into half of the bodies that name a model (JSON or
+    multipart form), so that generated requests also reach a real backend instead of all ending in
+    404. ``by_path``: the models of the type an operation's path serves; a body of such a path gets
+    one of them half of those times (the other half, any model: the wrong type is a 400)."""
 
     def mutate(case: Any, rng: random.Random) -> None:
         body = getattr(case, "body", None)
@@ -172,6 +174,7 @@ def use_known_models(models: list[str]) -> Mutator:
             and body["model"]
             and rng.random() < 0.5
         ):
-            body["model"] = rng.choice(models)
+            own = (by_path or {}).get(case.operation.path)
+            body["model"] = rng.choice(own if own and rng.random() < 0.5 else models)
 
     return mutate
