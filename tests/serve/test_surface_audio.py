@@ -11,6 +11,7 @@ audio bytes are real.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +20,10 @@ import openai
 import pytest
 import soundfile
 
+from lisa_domain.cost_control import START_REQUESTED
 from lisa_domain.litellm_params import litellm_params
-from lisa_domain.schema import ModelDefinition, ModelType
+from lisa_domain.registry import now
+from lisa_domain.schema import ModelDefinition, ModelRecord, ModelStatus, ModelType
 from local_mode.resources import create_resources
 from tests.conftest import ADMIN_GROUP
 from tests.serve.conftest import ServeEnv, running_serve, usage_of
@@ -50,6 +53,7 @@ def audio(moto_url: str, backend: tuple[FakeBackend, str]) -> Iterator[ServeEnv]
         resources,
         usage_table=resources.usage_table,
         max_audio_bytes=MAX_AUDIO,
+        metrics=True,
         backend_timeout_seconds=5,
     ) as env:
         env.add_tokens({"admin": [ADMIN_GROUP], "alice": ["team-a"], "bob": ["team-b"], "meter": []})
@@ -101,6 +105,15 @@ def test_speech_is_metered_with_its_input_tokens(audio: ServeEnv) -> None:
     counted = usage_of(audio, "meter")["speaker"]
     assert counted["requests"] == 1 and counted["errors"] == 0
     assert counted["promptTokens"] > 0 and counted["completionTokens"] == 0
+
+
+def test_the_metrics_name_the_route(audio: ServeEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    audio.client("meter").audio.speech.create(model="speaker", voice="alloy", input="metrics")
+    usage_of(audio, "meter")  # flushes: the EMF documents go to stdout
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert {"model": "speaker", "route": "audio/speech"}.items() <= next(
+        document for document in documents if document.get("model") == "speaker"
+    ).items()
 
 
 @pytest.mark.parametrize(
@@ -322,3 +335,22 @@ def test_a_failing_backend_is_502_in_the_error_shape(audio: ServeEnv) -> None:
     with pytest.raises(openai.APIStatusError) as raised:
         client.audio.transcriptions.create(model="listener-broken", file=("clip.wav", CLIP))
     assert raised.value.status_code == 502 and error_of(raised)["type"] == "backend_error"
+
+
+def test_a_stopped_start_on_request_model_is_started_by_a_transcription(audio: ServeEnv) -> None:
+    definition = {**VLLM_MODEL, "modelId": "listener-stopped", "modelType": "stt", "streaming": False}
+    record = ModelRecord.model_validate(
+        {
+            **definition,
+            "startOnRequest": True,
+            "status": ModelStatus.STOPPED,
+            "createdAt": now(),
+            "updatedAt": now(),
+        }
+    )
+    audio.registry.create(record)
+    audio.wait_for_registry()
+    with pytest.raises(openai.APIStatusError) as raised:
+        audio.client("alice").audio.transcriptions.create(model="listener-stopped", file=("clip.wav", CLIP))
+    assert raised.value.status_code == 503 and error_of(raised)["code"] == "model_starting"
+    assert isinstance(audio.registry.get_item("listener-stopped")[START_REQUESTED], int)
