@@ -2,7 +2,7 @@
 
 export const STATUSES = ["Creating", "InService", "Updating", "Stopping", "Stopped", "Starting", "Deleting", "Failed"];
 export const TRANSITIONAL = new Set(["Creating", "Updating", "Stopping", "Starting", "Deleting"]);
-export const TYPES = ["textgen", "embedding", "imagegen", "videogen"];
+export const TYPES = ["textgen", "embedding", "imagegen", "videogen", "tts", "stt", "rerank"];
 
 import { h } from "./dom.js";
 

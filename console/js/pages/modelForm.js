@@ -3,7 +3,7 @@
 
 import { admin, ApiError } from "../api.js";
 import { h, fill, field, setFieldError, notice } from "../dom.js";
-import { kindOf } from "../status.js";
+import { kindOf, TYPES } from "../status.js";
 
 const KINDS = {
   bedrock: "Amazon Bedrock",
@@ -37,7 +37,7 @@ function buildFields(model, instanceTypes, editing) {
     "What clients put in \"model\": letters, digits, dot, dash, underscore.");
   add("modelName", "Model name", text(model.modelName || "", { required: true, readOnly: editing }),
     "Bedrock: bedrock/<model id>; external: the provider's model, e.g. openai/gpt-4o-mini; self-hosted: the Hugging Face repository.");
-  add("modelType", "Type", h("select", { disabled: editing }, ["textgen", "embedding", "imagegen", "videogen"].map((t) =>
+  add("modelType", "Type", h("select", { disabled: editing }, TYPES.map((t) =>
     h("option", { value: t, selected: model.modelType === t }, t))));
   add("modelDescription", "Description", text(model.modelDescription || ""));
   add("streaming", "Streaming", checkbox(model.streaming ?? true), "Embedding models cannot stream.");
