@@ -59,12 +59,13 @@ def tree_rss(pid: int) -> int:
 
 
 def call_each(url: str, key: str, models: list[str]) -> int:
-    """One chat completion to each model, one after the other; how many answered 200."""
+    """One chat completion to each model at ``url`` (the chat path included), one after the other;
+    how many answered 200."""
     ok = 0
     with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         for model in models:
             body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
-            ok += client.post(url + "/v1/chat/completions", json=body).status_code == 200
+            ok += client.post(url, json=body).status_code == 200
     return ok
 
 
@@ -83,12 +84,12 @@ def memory(counts: list[int]) -> None:
                 started = time.monotonic()
                 if target == "lisa":
                     process, url = start_serve(lisa, name=f"serve-{count}", LISA_SERVE_WORKERS="1")
-                    key = lisa.management_key
+                    url, key = url + "/v2/serve/chat/completions", lisa.management_key
                 else:
                     process, url = start_proxy(
                         dict.fromkeys(models, "echo"), backend_url, "sk-bench", workers=1
                     )
-                    key = "sk-bench"
+                    url, key = url + "/v1/chat/completions", "sk-bench"
                 try:
                     row += [time.monotonic() - started, tree_rss(process.pid)]
                     answered = call_each(url, key, models)
