@@ -126,6 +126,15 @@ def _error(description: str) -> dict[str, Any]:
 #: The credential headers of every authenticated route (any one valid credential is enough).
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {"xApiKey": []}]
 
+#: The headers of every successful answer of a route that calls a backend (``serve.fallback``).
+ANSWER_HEADERS: dict[str, dict[str, Any]] = {
+    "x-lisa-model": {"description": "The model that answered", "schema": {"type": "string"}},
+    "x-lisa-fallback-from": {
+        "description": "The requested model, when one of its fallbacks answered",
+        "schema": {"type": "string"},
+    },
+}
+
 #: Errors any authenticated route can answer (docs/serve-api.md, "Errors").
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _error("No, unknown, expired or revoked credential"),
@@ -204,6 +213,7 @@ def inference_route(endpoint: Endpoint) -> dict[str, Any]:
         "responses": {
             200: {
                 "description": 'The result; with `"stream": true`, server-sent events ending in `data: [DONE]`',
+                "headers": ANSWER_HEADERS,
                 "content": {
                     "application/json": {"schema": _RESULTS[endpoint]},
                     "text/event-stream": {"schema": SSE_EVENT},

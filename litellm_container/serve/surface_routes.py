@@ -42,7 +42,7 @@ from serve.fallback import Answer, Fallbacks, Opened
 from serve.follower import Snapshot
 from serve.limits import UsageGate
 from serve.metering import Meter, Metered
-from serve.openapi import AUTH_ERRORS, ERROR_SCHEMA, SECURITY, SSE_EVENT, request_schema
+from serve.openapi import ANSWER_HEADERS, AUTH_ERRORS, ERROR_SCHEMA, SECURITY, SSE_EVENT, request_schema
 
 logger = logging.getLogger("lisa.serve")
 
@@ -417,6 +417,7 @@ def route_doc(
             200: {
                 "description": "The result"
                 + ('; with `"stream": true`, server-sent events' if streams else ""),
+                "headers": {} if endpoint is Endpoint.COUNT_TOKENS else ANSWER_HEADERS,  # no backend call
                 "content": content,
             },
             400: error("Invalid body (the field is named), wrong model type, or the backend refused it"),

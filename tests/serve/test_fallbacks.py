@@ -22,8 +22,10 @@ import pytest
 from lisa_domain.schema import ModelStatus, ModelType
 from local_mode.resources import create_resources
 from serve._litellm import litellm
+from serve.app import create_app
 from serve.errors import backend_error
 from serve.fallback import FALLBACK_FROM_HEADER, MODEL_HEADER, retryable
+from serve.openapi import openapi_document
 from tests.serve.conftest import ServeEnv, running_serve, usage_of
 from tests.support.fake_backend import FakeBackend
 from tests.support.servers import free_port
@@ -284,3 +286,11 @@ def test_usage_is_recorded_for_the_model_that_answered(metered: ServeEnv) -> Non
     assert "primary" not in usage
     assert usage["backup"]["requests"] == 1
     assert usage["backup"]["promptTokens"] == tokens.prompt_tokens > 0
+
+
+def test_the_openapi_document_names_the_answer_headers(serve: ServeEnv) -> None:
+    paths = openapi_document(create_app(serve.services))["paths"]
+    for route in ("chat/completions", "completions", "embeddings", "v1/messages", "responses", "rerank"):
+        headers = paths[f"/v2/serve/{route}"]["post"]["responses"]["200"]["headers"]
+        assert set(headers) == {MODEL_HEADER, FALLBACK_FROM_HEADER}, route
+    assert not paths["/v2/serve/v1/messages/count_tokens"]["post"]["responses"]["200"].get("headers")
