@@ -16,7 +16,9 @@
   into moto by ``bench.seed``; per count the median of ``--serve-repeat`` starts, wall clock and the
   serve process's CPU time (user + system from ``/proc``, read at ready: on a shared machine the
   less noisy figure). ``--secrets``: every model's provider key is its own Secrets Manager secret
-  (an external model), so start-up also reads one secret per model.
+  (an external model), so start-up also reads one secret per model. ``--baseline DIR``: the serve
+  code of another checkout (``git archive <commit> litellm_container lambdas | tar -x -C DIR``) is
+  started alternately with this one's, so an A/B sees the same load.
 * ``--phases N``: where one worker's start goes with N models, in this process, each phase's wall
   and CPU time: importing ``serve.app`` (LiteLLM), building the services, the registry read (the
   follower's Scan; its wall time is mostly moto's), parsing the items, the provider keys, the
@@ -72,35 +74,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def serve_starts(lisa: Lisa, repeat: int, name: str = "serve-start") -> list[tuple[float, float]]:
-    """``repeat`` starts of ``python -m serve`` (one worker): seconds from ``Popen`` to the first
-    200 from ``/health/ready``, and the CPU seconds the process used until then."""
-    samples = []
-    for index in range(repeat):
-        process = Process(
-            f"{name}-{index}",
-            [PYTHON, "-m", "serve", "--host", "127.0.0.1", "--port", "0"],
-            env=lisa.serve_env(LISA_SERVE_WORKERS="1"),
-            capture_stdout=True,
-        )
-        try:
-            url = process.wait_line(r"listening on (http://\S+)", 120).group(1)
-            wait_http(url + "/health/ready", 300)
-            samples.append((time.monotonic() - process.started, cpu_seconds(process.pid)))
-        finally:
-            process.stop()
-    return samples
+def serve_start(lisa: Lisa, name: str, root: Path = ROOT) -> tuple[float, float]:
+    """One start of ``python -m serve`` (one worker) of the checkout at ``root``: seconds from
+    ``Popen`` to the first 200 from ``/health/ready``, and the CPU seconds the process used until then."""
+    env = lisa.serve_env(LISA_SERVE_WORKERS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "litellm_container"), str(root / "lambdas")])
+    process = Process(
+        name, [PYTHON, "-m", "serve", "--host", "127.0.0.1", "--port", "0"], env=env, capture_stdout=True
+    )
+    try:
+        url = process.wait_line(r"listening on (http://\S+)", 120).group(1)
+        wait_http(url + "/health/ready", 300)
+        return time.monotonic() - process.started, cpu_seconds(process.pid)
+    finally:
+        process.stop()
 
 
 def serve_start_seconds(repeat: int) -> list[float]:
     with Processes() as processes:
         lisa, backend_url = processes.registry_with_backend("lisa-startup")
         lisa.add_model("startup-model", backend_url)
-        return [wall for wall, _ in serve_starts(lisa, repeat)]
+        return [serve_start(lisa, f"serve-start-{index}")[0] for index in range(repeat)]
 
 
-def by_model_count(counts: list[int], repeat: int, secrets: bool) -> None:
-    """Start-to-ready, wall and CPU, per number of served models (seeded incrementally)."""
+def by_model_count(counts: list[int], repeat: int, secrets: bool, baseline: Path | None) -> None:
+    """Start-to-ready, wall and CPU, per number of served models (seeded incrementally); with a
+    ``baseline`` checkout, its starts alternate with this one's, so both see the same load."""
+    roots = {"this checkout": ROOT, **({"baseline": baseline} if baseline else {})}
     rows = []
     with Processes() as processes:
         lisa, backend_url = processes.registry_with_backend("lisa-startup")
@@ -113,16 +113,20 @@ def by_model_count(counts: list[int], repeat: int, secrets: bool) -> None:
                 secret_prefix=_SECRET_PREFIX if secrets else None,
             )
             seeded = count
-            samples = serve_starts(lisa, repeat, f"serve-{count}")
-            rows.append((count, [wall for wall, _ in samples], [cpu for _, cpu in samples]))
+            samples: dict[str, list[tuple[float, float]]] = {label: [] for label in roots}
+            for index in range(repeat):
+                for label, root in roots.items():
+                    samples[label].append(serve_start(lisa, f"serve-{count}-{index}", root))
+            rows += [(count, label, values) for label, values in samples.items()]
             log(f"{count} models measured")
     keys = "one Secrets Manager secret per model" if secrets else "keys inline"
     print(f"\nServe start to ready, one worker (median of {repeat} starts; {keys})\n")
-    print("| served models | wall s (min-max) | CPU s of the serve process (min-max) |")
-    print("| --- | --- | --- |")
-    for count, walls, cpus in rows:
+    print("| served models | serve code | wall s (min-max) | CPU s of the serve process (min-max) |")
+    print("| --- | --- | --- | --- |")
+    for count, label, values in rows:
+        walls, cpus = [wall for wall, _ in values], [cpu for _, cpu in values]
         print(
-            f"| {count} | {median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f}) "
+            f"| {count} | {label} | {median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f}) "
             f"| {median(cpus):.2f} ({min(cpus):.2f}-{max(cpus):.2f}) |"
         )
 
@@ -202,9 +206,13 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated served-model counts: start-to-ready, wall and CPU")
     parser.add_argument("--phases", type=int, help="one worker's start with this many models, phase by phase")
     parser.add_argument("--secrets", action="store_true", help="each model's key in its own secret")
+    parser.add_argument(
+        "--baseline", type=Path, help="with --models: another checkout's serve code, started alternately"
+    )
     args = parser.parse_args()
     if args.models:
-        by_model_count([int(count) for count in args.models.split(",")], args.serve_repeat, args.secrets)
+        counts = [int(count) for count in args.models.split(",")]
+        by_model_count(counts, args.serve_repeat, args.secrets, args.baseline)
         return
     if args.phases:
         phases(args.phases, args.secrets)
