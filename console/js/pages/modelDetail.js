@@ -88,6 +88,7 @@ export async function renderModelDetail(main, modelId) {
           [["Name", model.modelName], ["Type", model.modelType], ["Kind", kindOf(model)], ["Hosting", model.hostingType || "—"],
             ["Instance type", model.instanceType || "—"], ["Streaming", model.streaming ? "yes" : "no"],
             ["Context window", model.contextWindow ?? "—"], ["Allowed groups", (model.allowedGroups || []).join(", ") || "everyone"],
+            ...(model.fallbacks ? [["Fallbacks", model.fallbacks.join(", ") || "none"]] : []),
             ["Created", formatTime(model.createdAt)]].map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))),
         session.isAdmin() && kindOf(model) === "self-hosted" ? renderSchedule(modelId) : null,
         session.isAdmin() ? usageChart({ model: modelId }) : null,
