@@ -5,6 +5,8 @@ id listed twice, a model that does not exist, is being deleted or is of another 
 Accepted with a warning: a fallback that some of the model's callers may not use (the serve app
 never sends a caller to a model it may not use, so those callers get the model's own error), and,
 when only ``allowedGroups`` changes, a stored fallback that no longer exists (the serve app skips it).
+The other direction too: deleting a model, or changing its ``allowedGroups``, warns about every model
+that names it as a fallback and loses it for some callers (``dependent_warnings``).
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ from lisa_domain.errors import NotFound, ValidationFailed
 from lisa_domain.registry import ModelRegistry
 from lisa_domain.schema import MAX_FALLBACKS, ModelRecord, ModelStatus, ModelType
 
+#: Models read per page when looking for the models that name one as a fallback.
+SCAN_PAGE = 100
+
 
 class FallbackWarning(BaseModel):
     """Something about a fallback the admin should know; the request was applied all the same."""
 
+    model: str = Field(description="The model whose fallbacks entry this is")
     field: str = Field(description="The entry, e.g. fallbacks[1]")
     fallback: str = Field(description="The fallback's model id")
     groups: list[str] = Field(
         description="The model's allowedGroups that may not use the fallback (empty when the model is "
-        "open to everyone, or when the fallback no longer exists)"
+        "open to everyone, or when the fallback is deleted)"
     )
     message: str
 
@@ -72,47 +78,68 @@ def stored_fallbacks(registry: ModelRegistry, fallbacks: Sequence[str]) -> dict[
 def visibility_warnings(
     model_id: str, allowed_groups: Sequence[str], records: Mapping[str, ModelRecord | None]
 ) -> list[FallbackWarning]:
-    """One warning per fallback that some caller of the model (``allowed_groups``; empty: everyone)
-    may not use, or that no longer exists."""
-    warnings: list[FallbackWarning] = []
-    for index, (fallback, record) in enumerate(records.items()):
-        where = f"fallbacks[{index}]"
-        if record is None:
-            warnings.append(
-                FallbackWarning(
-                    field=where,
-                    fallback=fallback,
-                    groups=[],
-                    message=f"model '{fallback}' no longer exists (or is not a valid record); requests skip it",
-                )
-            )
-            continue
-        if not record.allowedGroups:
-            continue  # open to everyone
-        their = ", ".join(record.allowedGroups)
-        if not allowed_groups:
-            warnings.append(
-                FallbackWarning(
-                    field=where,
-                    fallback=fallback,
-                    groups=[],
-                    message=f"model '{model_id}' is open to everyone but '{fallback}' only to the groups "
-                    f"{their}: requests of other callers are not sent to it",
-                )
-            )
-            continue
-        excluded = [group for group in allowed_groups if group not in record.allowedGroups]
-        if excluded:
-            warnings.append(
-                FallbackWarning(
-                    field=where,
-                    fallback=fallback,
-                    groups=excluded,
-                    message=f"the groups {', '.join(excluded)} may use '{model_id}' but not '{fallback}': "
-                    f"requests of callers outside the groups {their} are not sent to it",
-                )
-            )
+    """One warning per fallback of the model (its ``records`` in order) that some caller of the
+    model (``allowed_groups``; empty: everyone) may not use, or that no longer exists."""
+    found = (
+        _warning(model_id, allowed_groups, index, fallback, record)
+        for index, (fallback, record) in enumerate(records.items())
+    )
+    return [warning for warning in found if warning is not None]
+
+
+def dependent_warnings(
+    registry: ModelRegistry, fallback_id: str, fallback: ModelRecord | None
+) -> list[FallbackWarning]:
+    """The warnings of every model that lists ``fallback_id`` among its fallbacks, with the fallback
+    as a change leaves it (``None``: deleted). A scan of the registry: only for a delete or an
+    ``allowedGroups`` change."""
+    warnings = []
+    for referrer in _referrers(registry, fallback_id):
+        index = referrer.fallbacks.index(fallback_id)
+        warning = _warning(referrer.modelId, referrer.allowedGroups, index, fallback_id, fallback)
+        if warning is not None:
+            warnings.append(warning)
     return warnings
+
+
+def _referrers(registry: ModelRegistry, model_id: str) -> list[ModelRecord]:
+    """The models whose ``fallbacks`` name ``model_id``."""
+    found: list[ModelRecord] = []
+    token: str | None = None
+    while True:
+        page = registry.list_visible(SCAN_PAGE, token, lambda record: model_id in record.fallbacks)
+        found.extend(page.models)
+        token = page.next_token
+        if token is None:
+            return found
+
+
+def _warning(
+    model_id: str, allowed_groups: Sequence[str], index: int, fallback: str, record: ModelRecord | None
+) -> FallbackWarning | None:
+    """The warning about entry ``index`` (``fallback``, its record or ``None``) of ``model_id``'s
+    fallbacks, if some caller of the model (``allowed_groups``; empty: everyone) cannot be sent to it."""
+    where = f"fallbacks[{index}]"
+    if record is None:
+        message = f"model '{fallback}' is deleted (or not a valid record): requests of '{model_id}' skip it"
+        return FallbackWarning(model=model_id, field=where, fallback=fallback, groups=[], message=message)
+    if not record.allowedGroups:
+        return None  # open to everyone
+    their = ", ".join(record.allowedGroups)
+    if not allowed_groups:
+        message = (
+            f"model '{model_id}' is open to everyone but '{fallback}' only to the groups {their}: "
+            "requests of other callers are not sent to it"
+        )
+        return FallbackWarning(model=model_id, field=where, fallback=fallback, groups=[], message=message)
+    excluded = [group for group in allowed_groups if group not in record.allowedGroups]
+    if not excluded:
+        return None
+    message = (
+        f"the groups {', '.join(excluded)} may use '{model_id}' but not '{fallback}': requests of "
+        f"callers outside the groups {their} are not sent to it"
+    )
+    return FallbackWarning(model=model_id, field=where, fallback=fallback, groups=excluded, message=message)
 
 
 def _read(registry: ModelRegistry, model_id: str, where: str) -> ModelRecord | None:

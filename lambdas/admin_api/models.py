@@ -29,7 +29,13 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field, ValidationError
 
-from admin_api.fallbacks import FallbackWarning, check_fallbacks, stored_fallbacks, visibility_warnings
+from admin_api.fallbacks import (
+    FallbackWarning,
+    check_fallbacks,
+    dependent_warnings,
+    stored_fallbacks,
+    visibility_warnings,
+)
 from admin_api.model_url import ModelUrlPolicy
 from lisa_domain.auth import Principal
 from lisa_domain.capacity import SubnetCapacity
@@ -89,13 +95,14 @@ class ModelDetailResponse(BaseModel):
 
 _WARNINGS_DESCRIPTION = (
     "Present when some of the model's fallbacks are not open to every group the model is open to "
-    "(those callers are never sent to them), or a stored fallback no longer exists; the request was "
-    "applied all the same."
+    "(those callers are never sent to them) or a stored fallback no longer exists, or when the change "
+    "(a delete, new allowedGroups) takes this model away from callers of models that name it as a "
+    "fallback; the request was applied all the same."
 )
 
 
 class ModelChangeResponse(BaseModel):
-    """``POST /models`` and ``PUT /models/{modelId}``: the model, and what the admin should know."""
+    """``POST``, ``PUT`` and ``DELETE /models...``: the model, and what the admin should know."""
 
     model: ModelRecord
     warnings: list[FallbackWarning] | None = Field(default=None, description=_WARNINGS_DESCRIPTION)
@@ -103,7 +110,7 @@ class ModelChangeResponse(BaseModel):
 
 @dataclass(frozen=True)
 class ModelChange:
-    """A create or update that was started, and its ``warnings`` (``admin_api.fallbacks``)."""
+    """A create, update or delete that was started, and its ``warnings`` (``admin_api.fallbacks``)."""
 
     record: ModelRecord
     warnings: list[FallbackWarning] = field(default_factory=list)
@@ -447,17 +454,22 @@ class ModelService:
 
     def _fallback_warnings(self, record: ModelRecord, request: UpdateModelRequest) -> list[FallbackWarning]:
         """New fallbacks are checked (``check_fallbacks``); the model's fallbacks as the update leaves
-        them are compared with its groups as it leaves them (a change of either can warn)."""
+        them are compared with its groups as it leaves them (a change of either can warn), and a
+        change of its groups is compared with the groups of the models that name it as a fallback."""
+        if request.fallbacks is None and request.allowedGroups is None:
+            return []
         if request.fallbacks is not None:
             fallbacks: Mapping[str, ModelRecord | None] = check_fallbacks(
                 self.registry, record.modelId, record.modelType, request.fallbacks
             )
-        elif request.allowedGroups is not None:
-            fallbacks = stored_fallbacks(self.registry, record.fallbacks)
         else:
-            return []
+            fallbacks = stored_fallbacks(self.registry, record.fallbacks)
         groups = record.allowedGroups if request.allowedGroups is None else request.allowedGroups
-        return visibility_warnings(record.modelId, groups, fallbacks)
+        warnings = visibility_warnings(record.modelId, groups, fallbacks)
+        if request.allowedGroups is not None:
+            changed = record.model_copy(update={"allowedGroups": request.allowedGroups})
+            warnings += dependent_warnings(self.registry, record.modelId, changed)
+        return warnings
 
     def _check_container_update(self, current: ContainerConfig, update: ContainerConfigUpdate) -> None:
         added = {name: arn for name, arn in (update.secrets or {}).items() if arn != MARKED_FOR_DELETION}
@@ -487,14 +499,16 @@ class ModelService:
         )
 
     # ---- delete ------------------------------------------------------------------------------
-    def delete(self, principal: Principal, model_id: str) -> ModelRecord:
-        """Move the model to Deleting and start the delete workflow (which removes the record)."""
+    def delete(self, principal: Principal, model_id: str) -> ModelChange:
+        """Move the model to Deleting and start the delete workflow (which removes the record); warn
+        about the models that name it as a fallback (their requests skip it from now on)."""
         _require_admin(principal, "delete models")
         record = self.registry.get(model_id)
+        warnings = dependent_warnings(self.registry, model_id, None)
         updated = self._begin(record, Action.DELETE, reason=record.statusReason)
         self._start_or_revert(Workflow.DELETE, record, Action.DELETE, {"previousStatus": record.status.value})
         logger.info("model deletion started", extra={"model_id": model_id})
-        return updated
+        return ModelChange(updated, warnings)
 
     # ---- internals ---------------------------------------------------------------------------
     def _begin(

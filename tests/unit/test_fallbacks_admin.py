@@ -105,6 +105,7 @@ def test_a_fallback_not_open_to_every_caller_is_accepted_with_a_warning(
     assert status == 201, body
     assert body["warnings"] == [
         {
+            "model": "primary",
             "field": "fallbacks[1]",
             "fallback": "team-a-only",
             "groups": [],
@@ -193,6 +194,7 @@ def test_narrowing_the_groups_warns_about_the_stored_fallbacks(
     assert status == 200, body
     assert body["warnings"] == [
         {
+            "model": "served",
             "field": "fallbacks[0]",
             "fallback": "team-a-only",
             "groups": ["team-c"],
@@ -200,10 +202,11 @@ def test_narrowing_the_groups_warns_about_the_stored_fallbacks(
             "outside the groups team-a are not sent to it",
         },
         {
+            "model": "served",
             "field": "fallbacks[1]",
             "fallback": "deleted-since",
             "groups": [],
-            "message": "model 'deleted-since' no longer exists (or is not a valid record); requests skip it",
+            "message": "model 'deleted-since' is deleted (or not a valid record): requests of 'served' skip it",
         },
     ]
     # A stop or start says nothing about fallbacks.
@@ -220,3 +223,38 @@ def test_others_do_not_see_the_fallbacks(
     assert "fallbacks" not in body["model"]
     status, body = call("GET", "/models/served")
     assert body["model"]["fallbacks"] == ["backup-1"]
+
+
+def test_deleting_a_model_others_fall_back_to_warns_about_them(
+    resources: LocalResources, workflows: Workflows, backups: None
+) -> None:
+    seed(resources, "first", body=model(fallbacks=["backup-2", "backup-1"]))
+    seed(resources, "second", body=model(fallbacks=["backup-1"]))
+
+    status, body = call("DELETE", "/models/backup-1")
+
+    assert status == 200, body
+    assert body["model"]["status"] == "Deleting"
+    assert sorted((warning["model"], warning["field"]) for warning in body["warnings"]) == [
+        ("first", "fallbacks[1]"),
+        ("second", "fallbacks[0]"),
+    ]
+    assert stored(resources, "first").fallbacks == ["backup-2", "backup-1"]  # kept: requests skip it
+    status, body = call("DELETE", "/models/backup-2")
+    assert status == 200 and [warning["model"] for warning in body["warnings"]] == ["first"]
+    status, body = call("DELETE", "/models/team-a-only")
+    assert status == 200 and "warnings" not in body
+
+
+def test_narrowing_a_fallbacks_groups_warns_about_the_models_that_use_it(
+    resources: LocalResources, workflows: Workflows, backups: None
+) -> None:
+    seed(resources, "for-everyone", body=model(fallbacks=["backup-1"]))
+    seed(resources, "for-team-a", body=model(allowedGroups=["team-a"], fallbacks=["backup-1"]))
+
+    status, body = call("PUT", "/models/backup-1", body={"allowedGroups": ["team-a"]})
+
+    assert status == 200, body
+    assert [(warning["model"], warning["groups"]) for warning in body["warnings"]] == [("for-everyone", [])]
+    status, body = call("PUT", "/models/backup-2", body={"allowedGroups": ["team-b"]})
+    assert status == 200 and "warnings" not in body  # no model falls back to it

@@ -25,8 +25,6 @@ from lisa_domain.schema import (
     CreateModelRequest,
     ModelId,
     ModelListResponse,
-    ModelRecord,
-    ModelResponse,
     UpdateModelRequest,
 )
 
@@ -43,10 +41,6 @@ DryRun = Annotated[
 
 class UpdateAnswer(RootModel[ModelChangeResponse | DryRunResponse]):
     """``PUT /models/{modelId}``'s 200: the model, or with ``?dryRun=true`` the plan."""
-
-
-def _model_body(record: ModelRecord) -> dict[str, Any]:
-    return {"model": record.model_dump(mode="json")}
 
 
 def _list_body(page: Page, principal: Principal) -> dict[str, Any]:
@@ -145,13 +139,16 @@ def update_model(
     "/models/<modelId>",
     summary="Delete a model",
     description="Admins only; from InService, Stopped or Failed. Answers 200 with the model in "
-    "Deleting; the delete workflow removes it.",
+    "Deleting; the delete workflow removes it. Models that name it as a fallback keep the entry "
+    "(requests skip it); the answer's warnings name them.",
     responses={
-        **ok_docs("The model, in Deleting", ModelResponse),
+        **ok_docs(
+            "The model, in Deleting (and warnings about models that fall back to it)", ModelChangeResponse
+        ),
         **error_docs(401, 403, 404, 409, 422, 502, 503),
     },
 )
 def delete_model(modelId: Annotated[ModelId, Path()]) -> Response[dict[str, Any]]:
-    record = service().delete(caller(), modelId)
+    change = service().delete(caller(), modelId)
     metrics.add_metric(name="ModelDeleteStarted", unit=MetricUnit.Count, value=1)
-    return json_response(HTTPStatus.OK, _model_body(record))
+    return json_response(HTTPStatus.OK, change.body())
