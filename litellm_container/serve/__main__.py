@@ -59,11 +59,16 @@ def _configure_logging(config: ServeConfig) -> None:
 
 
 def worker_app() -> FastAPI:
-    """The app in a worker process (uvicorn's app factory when there are several workers)."""
+    """The app in a worker process (uvicorn's app factory when there are several workers). The
+    registry's first read starts before the app, and LiteLLM with it, is imported (``serve.first_load``)."""
+    from serve.first_load import FirstLoad
+
+    config = ServeConfig.from_env()
+    _configure_logging(config)
+    first_load = FirstLoad.from_config(config)
     from serve.app import app_from_env
 
-    _configure_logging(ServeConfig.from_env())
-    return app_from_env()
+    return app_from_env(first_load)
 
 
 def main(argv: list[str] | None = None) -> None:

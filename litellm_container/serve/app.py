@@ -41,6 +41,7 @@ from serve.bodies import Endpoint, parse, read_body
 from serve.config import ServeConfig
 from serve.errors import ServeError, backend_error, bad_request, model_not_found
 from serve.fallback import Fallbacks
+from serve.first_load import FirstLoad
 from serve.follower import RegistryFollower, RouterFactory, SecretCache, Snapshot
 from serve.limits import BudgetGuard, RateLimiter, UsageGate
 from serve.lisa_routes import add_lisa_routes
@@ -97,9 +98,14 @@ def router_factory(config: ServeConfig) -> RouterFactory:
 
 
 def build_services(
-    config: ServeConfig, *, endpoint_url: str | None = None, jwt_verifier: JwtVerifier | None = None
+    config: ServeConfig,
+    *,
+    endpoint_url: str | None = None,
+    jwt_verifier: JwtVerifier | None = None,
+    first_load: FirstLoad | None = None,
 ) -> Services:
-    """The AWS clients, authenticator and registry follower (``endpoint_url``: an emulator)."""
+    """The AWS clients, authenticator and registry follower (``endpoint_url``: an emulator;
+    ``first_load``: the registry's first read, started before LiteLLM was imported)."""
     boto_config = BotoConfig(
         max_pool_connections=64,
         connect_timeout=3,
@@ -130,6 +136,7 @@ def build_services(
         secrets=SecretCache(secretsmanager),
         poll_seconds=config.registry_poll_seconds,
         startable=startable_groups,
+        first_load=first_load,
     )
     cost_store = CostControlStore(config.models_table, dynamodb)
     meter, gate = _usage_services(config, dynamodb)
@@ -441,7 +448,8 @@ async def _stream(
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env(first_load: FirstLoad | None = None) -> FastAPI:
     """The app as the container runs it: settings, AWS endpoints and OIDC (``OIDC_*``) from the environment."""
     config = ServeConfig.from_env()
-    return create_app(build_services(config, jwt_verifier=jwt_verifier_from_env(config.admin_group)))
+    verifier = jwt_verifier_from_env(config.admin_group)
+    return create_app(build_services(config, jwt_verifier=verifier, first_load=first_load))

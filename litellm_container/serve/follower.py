@@ -15,6 +15,8 @@ the registry and never builds a Router.
 
 The provider keys a build needs (every external model's at a full load, the changed ones' after)
 are read from Secrets Manager concurrently, each distinct secret once (``SecretCache.read_all``).
+A worker's first full read can be made while it imports LiteLLM (``serve.first_load``): the first
+refresh then builds the first snapshot from it instead of reading.
 
 A bad model never takes the others down. A malformed registry item (an invalid record, or
 parameters LiteLLM refuses) is skipped, logged and counted (``Snapshot.skipped``). A model whose
@@ -29,27 +31,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
-
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from typing import Any
 
 from lisa_domain.registry import FollowedModel, FollowedModels, ModelRegistry, ServedModel, ServedModels
 from lisa_domain.schema import ModelRecord, ModelType
 from serve._litellm import ModelRouter, RouterFactory, SharedRouter
+from serve.first_load import FirstLoad, FirstRead
 from serve.polling import PollingFollower
+from serve.provider_keys import ReadKeys, SecretCache, SecretUnavailable, deployment_params, secret_arn
 
 logger = logging.getLogger("lisa.serve")
 
-#: The key of a deployment's parameters naming the Secrets Manager secret of a provider API key.
-SECRET_ARN_PARAM = "api_key_secret_arn"
 #: Longest wait between two retries of provider keys that could not be read (doubling from one poll).
 KEY_RETRY_MAX_SECONDS = 30.0
-#: Provider keys read at the same time when a build needs several (Secrets Manager's GetSecretValue
-#: allows thousands a second; the serve app's boto3 pool holds 64 connections).
-SECRET_READ_THREADS = 16
 OWNED_BY = "openai"  # what LISA's LiteLLM-based API has always answered (seed document)
 
 
@@ -89,71 +85,6 @@ class Snapshot:
     built_at: float = field(default_factory=time.monotonic)
 
 
-class SecretUnavailable(Exception):
-    """A provider key could not be read from Secrets Manager (retried on the next poll)."""
-
-
-class KeySource(Protocol):
-    def get(self, arn: str) -> str:
-        """The provider key in secret ``arn``; raises when it cannot be read."""
-
-
-@dataclass(frozen=True)
-class ReadKeys:
-    """The provider keys one build read: ARN -> the key, or the error reading it."""
-
-    values: Mapping[str, str | Exception]
-
-    def get(self, arn: str) -> str:
-        value = self.values[arn]
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-
-class SecretCache:
-    """Provider API keys from Secrets Manager by ARN, cached for ``ttl`` whole seconds by Powertools'
-    ``SecretsProvider`` (values never logged)."""
-
-    def __init__(self, client: Any, ttl: int = 300) -> None:
-        self._provider = SecretsProvider(boto3_client=client)
-        self._ttl = ttl
-
-    def get(self, arn: str) -> str:
-        return str(self._provider.get(arn, max_age=self._ttl))
-
-    def read_all(self, arns: Iterable[str]) -> ReadKeys:
-        """Each distinct key once, ``SECRET_READ_THREADS`` reads in flight: a full load of 1,000
-        external models reads 1,000 secrets, which one after the other take 1,000 round trips."""
-        unique = list(dict.fromkeys(arns))
-
-        def read(arn: str) -> str | Exception:
-            try:
-                return self.get(arn)
-            except Exception as error:
-                return error
-
-        if len(unique) < 2:
-            return ReadKeys({arn: read(arn) for arn in unique})
-        threads = min(SECRET_READ_THREADS, len(unique))
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="provider-keys") as pool:
-            return ReadKeys(dict(zip(unique, pool.map(read, unique), strict=True)))
-
-
-def deployment_params(params: Mapping[str, Any], secrets: KeySource | None) -> dict[str, Any]:
-    """The parameters LiteLLM gets for one model: the registry's, with the secret ARN resolved."""
-    params = dict(params)
-    arn = params.pop(SECRET_ARN_PARAM, None)
-    if arn:
-        if secrets is None:
-            raise RuntimeError("a provider key secret is referenced but no Secrets Manager client is set")
-        try:
-            params["api_key"] = secrets.get(str(arn))
-        except Exception as error:
-            raise SecretUnavailable(type(error).__name__) from error
-    return params
-
-
 #: Reads the allowed groups of a model that starts on request and is not running (``None``: it does
 #: not) from its record (``serve.activity.startable_groups``).
 Startable = Callable[[ModelRecord], tuple[str, ...] | None]
@@ -184,6 +115,7 @@ class RegistryFollower(PollingFollower):
         poll_seconds: float,
         startable: Startable | None = None,
         resync_seconds: float = RESYNC_SECONDS,
+        first_load: FirstLoad | None = None,
     ) -> None:
         super().__init__("registry-follower", "registry", poll_seconds=poll_seconds)
         self._registry = registry
@@ -191,6 +123,7 @@ class RegistryFollower(PollingFollower):
         self._router = SharedRouter(router_factory)
         self._secrets = secrets
         self._resync_seconds = resync_seconds
+        self._first_load = first_load
         self._loaded_at = float("-inf")  # monotonic time of the last full load
         self.snapshot: Snapshot | None = None
         self.stats = FollowerStats()
@@ -205,6 +138,9 @@ class RegistryFollower(PollingFollower):
     def refresh(self) -> bool:
         """Read the version; apply what changed since the snapshot's version (or everything) and
         swap the snapshot, also when a provider key that could not be read now can. True when swapped."""
+        first = self._first_load.take() if self._first_load is not None and self.snapshot is None else None
+        if first is not None:
+            return self._load_first(first)
         log = self._registry.change_log()
         current = self.snapshot
         resync = time.monotonic() - self._loaded_at >= self._resync_seconds
@@ -232,6 +168,14 @@ class RegistryFollower(PollingFollower):
         self._swap(self.build(log.version, followed, malformed, previous=current, changed=changed))
         self._router.retire_unused()
         return True
+
+    def _load_first(self, first: FirstRead) -> bool:
+        """The first snapshot, of the read made while the worker imported LiteLLM (``serve.first_load``)."""
+        self._loaded_at = self.last_success = first.read_at
+        self.stats.full_loads += 1
+        self.stats.items_scanned += len(first.models.models) + len(first.models.malformed)
+        models, malformed = dict(first.models.models), first.models.malformed
+        return self._swap(self.build(first.log.version, models, malformed, keys=first.keys))
 
     def _changed(
         self, current: Snapshot, changed: tuple[str, ...]
@@ -289,23 +233,22 @@ class RegistryFollower(PollingFollower):
         *,
         previous: Snapshot | None = None,
         changed: Iterable[str] | None = None,
+        keys: ReadKeys | None = None,
     ) -> Snapshot:
         """The snapshot of ``followed``; provider keys are resolved again only for the ``changed``
-        models and those ``previous`` could not resolve (all of them when ``changed`` is None)."""
+        models and those ``previous`` could not resolve (all of them when ``changed`` is None),
+        from ``keys`` when they were read already."""
         again = None if changed is None or previous is None else set(changed) | previous.incomplete
 
         def reused(model_id: str) -> bool:  # its deployment in ``previous`` stands
             return again is not None and model_id not in again and model_id in previous.deployments  # type: ignore[union-attr]
 
-        keys = (
-            self._secrets.read_all(
-                str(params[SECRET_ARN_PARAM])
+        if keys is None and self._secrets is not None:
+            keys = self._secrets.read_all(
+                arn
                 for model_id, model in followed.items()
-                if (params := model.litellm_params) and params.get(SECRET_ARN_PARAM) and not reused(model_id)
+                if (arn := secret_arn(model.litellm_params)) and not reused(model_id)
             )
-            if self._secrets is not None
-            else None
-        )
         deployments: dict[str, Mapping[str, Any]] = {}
         incomplete: set[str] = set()
         unusable = 0

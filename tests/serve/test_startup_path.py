@@ -6,16 +6,23 @@ from __future__ import annotations
 import datetime
 import inspect
 import threading
+import time
+from collections import Counter
 from typing import Any
 
+import boto3
 import pytest
 
-from lisa_domain.registry import FollowedModel
+from lisa_domain.change_log import ChangeLog
+from lisa_domain.registry import FollowedModel, ModelRegistry, now
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from local_mode.resources import create_resources
 from serve._litellm import Router, fast_round_trip_check, incremental_cost_key_map, litellm
 from serve.app import router_factory
 from serve.config import ServeConfig
-from serve.follower import SECRET_READ_THREADS, RegistryFollower, SecretCache
+from serve.first_load import FirstLoad
+from serve.follower import RegistryFollower, SecretCache
+from serve.provider_keys import SECRET_READ_THREADS
 
 litellm_registry = pytest.importorskip("litellm.router_rust.surface.registry")
 
@@ -215,3 +222,94 @@ def test_a_router_built_after_many_registrations_finds_every_deployment_by_any_c
     for index in range(30):
         assert utils.get_model_cost_key(f"M{index}#1".upper()) == f"m{index}#1"
     assert len(router.registry().deployments() or []) == 30
+
+
+# ---- the first read, made while the worker imports LiteLLM --------------------------------------
+def _registry_with_models(moto_url: str, count: int) -> tuple[ModelRegistry, Any]:
+    """A models table with ``count`` external models, each key in its own secret."""
+    resources = create_resources(f"first-{time.monotonic_ns()}", endpoint_url=moto_url)
+    registry = ModelRegistry(resources.models_table, boto3.client("dynamodb", endpoint_url=moto_url))
+    secretsmanager = boto3.client("secretsmanager", endpoint_url=moto_url)
+    for index in range(count):
+        model_id = f"ext-{index}"
+        registry.create(
+            ModelRecord(
+                modelId=model_id,
+                modelName=model_id,
+                modelType=ModelType.TEXTGEN,
+                status=ModelStatus.CREATING,
+                createdAt=now(),
+                updatedAt=now(),
+            )
+        )
+        arn = secretsmanager.create_secret(
+            Name=f"{resources.models_table}/{model_id}", SecretString=f"sk-{index}"
+        )
+        params = {
+            "model": "openai/echo",
+            "api_base": "http://127.0.0.1:9/v1",
+            "api_key_secret_arn": arn["ARN"],
+        }
+        registry.register(model_id, params, allowed_from=[ModelStatus.CREATING])
+    return registry, secretsmanager
+
+
+class Counted:
+    """Counts a client's calls by operation (botocore's ``provide-client-params`` event)."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: Counter[str] = Counter()
+        client.meta.events.register(
+            "provide-client-params", lambda model, **_: self.calls.update([model.name])
+        )
+
+
+def test_the_first_refresh_builds_from_the_read_made_while_importing_and_reads_again_after(
+    moto_url: str,
+) -> None:
+    registry, secretsmanager = _registry_with_models(moto_url, 3)
+    first_load = FirstLoad.start(registry, SecretCache(secretsmanager, ttl=0))
+    plain = _follower(secretsmanager)
+    expected = plain.build(registry.version(), registry.followed_models().models)
+    dynamodb, secrets = (
+        boto3.client("dynamodb", endpoint_url=moto_url),
+        boto3.client("secretsmanager", endpoint_url=moto_url),
+    )
+    reads, key_reads = Counted(dynamodb), Counted(secrets)
+    follower = RegistryFollower(
+        ModelRegistry(registry.table_name, dynamodb),
+        router_factory(ServeConfig(models_table="t")),
+        secrets=SecretCache(secrets, ttl=0),
+        poll_seconds=1,
+        first_load=first_load,
+    )
+    assert follower.refresh() is True
+    snapshot = follower.snapshot
+    assert snapshot is not None and (reads.calls, key_reads.calls) == (Counter(), Counter())
+    assert snapshot.version == expected.version and snapshot.deployments == expected.deployments
+    assert list(snapshot.models) == ["ext-0", "ext-1", "ext-2"] and follower.stats.full_loads == 1
+    registry.deregister("ext-1", allowed_from=[ModelStatus.IN_SERVICE], to=ModelStatus.STOPPED)
+    assert follower.refresh() is True  # the next poll reads as always: only what changed
+    assert follower.snapshot is not None and list(follower.snapshot.models) == ["ext-0", "ext-2"]
+    assert reads.calls == Counter({"GetItem": 1, "BatchGetItem": 1}) and key_reads.calls == Counter()
+    assert first_load.take() is None  # taken once
+
+
+class Unreachable:
+    def change_log(self) -> ChangeLog:
+        raise ConnectionError("simulated outage")
+
+
+def test_a_first_read_that_failed_is_not_used(moto_url: str) -> None:
+    registry, secretsmanager = _registry_with_models(moto_url, 2)
+    failed = FirstLoad.start(Unreachable(), None)  # type: ignore[arg-type]
+    follower = RegistryFollower(
+        registry,
+        router_factory(ServeConfig(models_table="t")),
+        secrets=SecretCache(secretsmanager, ttl=0),
+        poll_seconds=1,
+        first_load=failed,
+    )
+    assert follower.refresh() is True  # read by the follower itself
+    assert follower.snapshot is not None and list(follower.snapshot.models) == ["ext-0", "ext-1"]
+    assert follower.snapshot.deployments["ext-1"]["api_key"] == "sk-1"
