@@ -15,13 +15,13 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from lisa_domain.registry import ModelRegistry, now
-from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from lisa_domain.registry import ModelRegistry
 from lisa_domain.tokens import TokenStore
 from lisa_domain.usage import UsageKey, UsageStore, day_of
 from local_mode.resources import create_resources
 from tests.serve.test_replicas import Replica, layout_app, replica_env
 from tests.support.fake_backend import FakeBackend
+from tests.support.served_models import echo_params, serve_model
 from tests.support.servers import ServerThread
 
 RPM = 60
@@ -61,22 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     store = TokenStore(resources.tokens_table, dynamodb)
     tokens = {who: store.create(username=who, groups=["team-a"])[0] for who in ("limited", "counted")}
     registry = ModelRegistry(resources.models_table, dynamodb)
-    registry.create(
-        ModelRecord(
-            modelId="chat",
-            modelName="echo",
-            modelType=ModelType.TEXTGEN,
-            streaming=True,
-            status=ModelStatus.CREATING,
-            createdAt=now(),
-            updatedAt=now(),
-        )
-    )
-    registry.register(
-        "chat",
-        {"model": "openai/echo", "api_base": backend.url + "/v1", "api_key": "unused"},
-        allowed_from=[ModelStatus.CREATING],
-    )
+    serve_model(registry, "chat", echo_params(backend.url + "/v1"), "echo")
     app_dir, command, _ = layout_app(tmp_path_factory.mktemp("image"))
     env = replica_env(
         moto_url,

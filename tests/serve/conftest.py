@@ -17,7 +17,7 @@ from openai import OpenAI
 from lisa_domain.auth import JwtVerifier, Principal
 from lisa_domain.errors import Forbidden
 from lisa_domain.registry import ModelRegistry, now
-from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from lisa_domain.schema import ModelRecord, ModelType
 from lisa_domain.tokens import TokenStore
 from lisa_domain.usage import day_of
 from local_mode.resources import LocalResources, create_resources
@@ -25,6 +25,7 @@ from serve.app import Services, build_services, create_app
 from serve.config import ServeConfig
 from tests.conftest import ADMIN_GROUP
 from tests.support.fake_backend import FakeBackend
+from tests.support.served_models import echo_params, serve_model
 from tests.support.servers import ServerThread, free_port
 from tests.support.waiting import wait_for
 
@@ -96,23 +97,15 @@ class ServeEnv:
         model_type: ModelType = ModelType.TEXTGEN,
         params: dict[str, Any] | None = None,
     ) -> ModelRecord:
-        record = ModelRecord(
-            modelId=model_id,
-            modelName=backend_model,
-            modelType=model_type,
-            streaming=model_type is ModelType.TEXTGEN,
-            allowedGroups=groups or [],
-            status=ModelStatus.CREATING,
-            createdAt=now() - 1000,
-            updatedAt=now(),
+        record = serve_model(
+            self.registry,
+            model_id,
+            params or echo_params(self.backend_url, backend_model),
+            backend_model,
+            model_type=model_type,
+            groups=groups,
+            created_at=now() - 1000,
         )
-        self.registry.create(record)
-        litellm_params = params or {
-            "model": f"openai/{backend_model}",
-            "api_base": self.backend_url,
-            "api_key": "unused",
-        }
-        self.registry.register(model_id, litellm_params, allowed_from=[ModelStatus.CREATING])
         self.wait_for_registry()
         return record
 

@@ -17,13 +17,14 @@ import pytest
 import lisa_domain.registry as registry_module
 from lisa_domain.change_log import ChangeLog
 from lisa_domain.registry import ModelRegistry, now
-from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from lisa_domain.schema import ModelRecord, ModelStatus
 from local_mode.resources import create_resources
 from serve._litellm import Router, SharedRouter
 from serve.app import router_factory
 from serve.config import ServeConfig
 from serve.follower import RegistryFollower
 from tests.support.lisa_payloads import VLLM_MODEL
+from tests.support.served_models import create_model
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -59,19 +60,6 @@ def _params(model_id: str, revision: int) -> dict[str, Any]:
     return {"model": f"openai/{model_id}", "mock_response": f"{model_id}:{revision}", "api_key": "unused"}
 
 
-def _create(registry: ModelRegistry, model_id: str) -> None:
-    registry.create(
-        ModelRecord(
-            modelId=model_id,
-            modelName=model_id,
-            modelType=ModelType.TEXTGEN,
-            status=ModelStatus.CREATING,
-            createdAt=now(),
-            updatedAt=now(),
-        )
-    )
-
-
 def _follower(registry: ModelRegistry, **kwargs: Any) -> RegistryFollower:
     from serve.activity import startable_groups
 
@@ -104,9 +92,9 @@ def test_change_log_names_what_each_version_changed() -> None:
 
 def test_registry_writes_log_each_change_in_the_same_transaction(table: tuple[ModelRegistry, Any]) -> None:
     registry, _ = table
-    _create(registry, "m1")
+    create_model(registry, "m1")
     registry.register("m1", _params("m1", 1), allowed_from=[ModelStatus.CREATING])
-    _create(registry, "m2")
+    create_model(registry, "m2")
     registry.delete("m2", allowed_from=[ModelStatus.CREATING])
     assert registry.change_log() == ChangeLog(4, ("m1", "m1", "m2", "m2"))
     assert registry.version() == 4
@@ -122,7 +110,7 @@ def test_concurrent_writes_of_different_models_all_land_with_dense_versions(
     def create(index: int) -> None:
         barrier.wait()
         try:
-            _create(registry, f"c{index}")
+            create_model(registry, f"c{index}")
         except BaseException as error:
             failures.append(error)
 
@@ -141,7 +129,7 @@ def test_log_keeps_only_the_latest_changes(table: tuple[ModelRegistry, Any], mon
     registry, _ = table
     monkeypatch.setattr(registry_module, "RECENT_CHANGES", 3)
     for index in range(5):
-        _create(registry, f"k{index}")
+        create_model(registry, f"k{index}")
     assert registry.change_log() == ChangeLog(5, ("k2", "k3", "k4"))
 
 
@@ -151,7 +139,7 @@ def test_a_change_reads_only_the_changed_model_and_never_rebuilds_the_router(
 ) -> None:
     registry, client = table
     for index in range(30):
-        _create(registry, f"m{index}")
+        create_model(registry, f"m{index}")
         registry.register(f"m{index}", _params(f"m{index}", 1), allowed_from=[ModelStatus.CREATING])
     own_client = boto3.client("dynamodb", endpoint_url=client.meta.endpoint_url)
     counting = CallCounter(own_client)
@@ -311,7 +299,7 @@ def test_churn_every_replica_ends_equal_to_a_full_read_and_no_request_sees_a_mix
             model_id = rng.choice(ids) if ids else ""
             if operation == "create" or not ids:
                 model_id = f"churn-{step}"
-                _create(registry, model_id)
+                create_model(registry, model_id)
                 served_at[registry.version()] = dict(served)  # created, not served yet
                 registry.register(model_id, _params(model_id, revision), allowed_from=[ModelStatus.CREATING])
                 status[model_id] = ModelStatus.IN_SERVICE

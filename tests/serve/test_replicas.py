@@ -25,12 +25,13 @@ import httpx
 import openai
 import pytest
 
-from lisa_domain.registry import ModelRegistry, now
-from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
+from lisa_domain.registry import ModelRegistry
+from lisa_domain.schema import ModelStatus
 from lisa_domain.tokens import TokenStore
 from local_mode.resources import LocalResources, create_resources
 from tests.conftest import ADMIN_GROUP
 from tests.support.fake_backend import SLOW_CHUNKS, FakeBackend
+from tests.support.served_models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "litellm_container" / "Dockerfile"
@@ -220,17 +221,7 @@ def test_two_replicas_follow_the_registry_within_a_second(
         return {"model": f"openai/{name}", "api_base": backend_url, "api_key": "unused"}
 
     def create(model_id: str, name: str) -> None:
-        registry.create(
-            ModelRecord(
-                modelId=model_id,
-                modelName=name,
-                modelType=ModelType.TEXTGEN,
-                streaming=True,
-                status=ModelStatus.CREATING,
-                createdAt=now(),
-                updatedAt=now(),
-            )
-        )
+        create_model(registry, model_id, name, streaming=True)
 
     # A model becomes InService (registered): both replicas serve it.
     create("r-chat", "echo")

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from lisa_domain.change_log import ChangeLog
-from lisa_domain.registry import FollowedModel, ModelRegistry, now
+from lisa_domain.registry import FollowedModel, ModelRegistry
 from lisa_domain.schema import ModelRecord, ModelStatus, ModelType
 from local_mode.resources import create_resources
 from serve._litellm import Router, fast_round_trip_check, incremental_cost_key_map, litellm
@@ -23,6 +23,7 @@ from serve.config import ServeConfig
 from serve.first_load import FirstLoad
 from serve.follower import RegistryFollower, SecretCache
 from serve.provider_keys import SECRET_READ_THREADS
+from tests.support.served_models import create_model
 
 litellm_registry = pytest.importorskip("litellm.router_rust.surface.registry")
 
@@ -232,16 +233,7 @@ def _registry_with_models(moto_url: str, count: int) -> tuple[ModelRegistry, Any
     secretsmanager = boto3.client("secretsmanager", endpoint_url=moto_url)
     for index in range(count):
         model_id = f"ext-{index}"
-        registry.create(
-            ModelRecord(
-                modelId=model_id,
-                modelName=model_id,
-                modelType=ModelType.TEXTGEN,
-                status=ModelStatus.CREATING,
-                createdAt=now(),
-                updatedAt=now(),
-            )
-        )
+        create_model(registry, model_id)
         arn = secretsmanager.create_secret(
             Name=f"{resources.models_table}/{model_id}", SecretString=f"sk-{index}"
         )

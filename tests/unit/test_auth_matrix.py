@@ -40,6 +40,7 @@ from serve.config import ServeConfig
 from tests.conftest import ADMIN_GROUP
 from tests.support.fake_backend import FakeBackend
 from tests.support.oidc_issuer import IdentityProvider, KeyPair, sign
+from tests.support.served_models import echo_params, serve_model
 from tests.support.servers import ServerThread
 from tests.support.waiting import wait_for
 from tests.unit.identity_harness import API_GROUP, CLIENT_ID, Harness
@@ -222,21 +223,7 @@ def _credentials(
 def _served_model(
     registry: ModelRegistry, model_id: str, backend_url: str, model_type: ModelType, groups: list[str]
 ) -> None:
-    timestamp = now()
-    registry.create(
-        ModelRecord(
-            modelId=model_id,
-            modelName="echo",
-            modelType=model_type,
-            streaming=model_type is ModelType.TEXTGEN,
-            allowedGroups=groups,
-            status=ModelStatus.CREATING,
-            createdAt=timestamp,
-            updatedAt=timestamp,
-        )
-    )
-    params = {"model": "openai/echo", "api_base": backend_url, "api_key": "unused"}
-    registry.register(model_id, params, allowed_from=[ModelStatus.CREATING])
+    serve_model(registry, model_id, echo_params(backend_url), "echo", model_type=model_type, groups=groups)
 
 
 @pytest.fixture
