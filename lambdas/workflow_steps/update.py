@@ -1,7 +1,8 @@
 """Update: metadata, autoscaling, container settings, stop (``enabled: false``), start (``enabled: true``).
 
-* metadata only (description, allowed groups, features, streaming): no infrastructure is touched;
-  the fields are written when the workflow finishes.
+* metadata only (``schema.METADATA_UPDATE_FIELDS``: description, allowed groups, features,
+  streaming, fallbacks, ...): no infrastructure is touched; the fields are written when the workflow
+  finishes.
 * autoscaling / container changes of a self-hosted model: the stack is updated (a new task
   definition revision for container changes), then the service must be steady and healthy again.
 * stop: unregistered from serving first (StartUpdate), then scaled to zero -> ``Stopped``.
