@@ -241,6 +241,7 @@ def plan(desired: list[DesiredModel], current: list[ModelRecord], *, prune: bool
                 f"{model.model_id} is Failed ({record.statusReason or 'no reason given'}) and matches the "
                 "file: left alone (delete it, then apply, to create it again)"
             )
+    result.changes = _fallbacks_first(result.changes)
     listed = {model.model_id for model in desired}
     for model_id, record in sorted(existing.items()):
         if model_id in listed:
@@ -252,6 +253,29 @@ def plan(desired: list[DesiredModel], current: list[ModelRecord], *, prune: bool
         else:
             result.kept.append(model_id)
     return result
+
+
+def _fallbacks_first(changes: list[Change]) -> list[Change]:
+    """``changes`` in file order, except that a model the plan creates comes before every change whose
+    ``fallbacks`` name it (the admin API refuses a fallback that does not exist yet). Models created
+    by the plan that name each other keep file order: the second create is refused."""
+    pending = list(changes)
+    created = {change.model_id for change in pending if change.action == Action.CREATE}
+    ordered: list[Change] = []
+    while pending:
+        placed = {change.model_id for change in ordered}
+        ready = next(
+            (change for change in pending if _created_fallbacks(change, created) <= placed),
+            pending[0],
+        )
+        ordered.append(ready)
+        pending.remove(ready)
+    return ordered
+
+
+def _created_fallbacks(change: Change, created: set[str]) -> set[str]:
+    fallbacks = change.desired.request.fallbacks if change.desired is not None else []
+    return {fallback for fallback in fallbacks if fallback in created and fallback != change.model_id}
 
 
 # ---- rendering ----------------------------------------------------------------------------------

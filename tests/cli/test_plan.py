@@ -85,6 +85,31 @@ def test_fallbacks_are_updated_not_recreated() -> None:
     assert removal.update is not None and removal.update.changes() == {"fallbacks": []}
 
 
+def test_a_model_the_plan_creates_comes_before_the_models_that_fall_back_to_it() -> None:
+    spare = {"modelId": "spare", "modelName": "openai/gpt-4o", "modelType": "textgen"}
+    other = {"modelId": "other", "modelName": "openai/gpt-4.1", "modelType": "textgen"}
+    plan = planning.plan(
+        [
+            desired(EXTERNAL | {"fallbacks": ["spare", "other"]}),
+            desired(other),
+            desired(spare | {"fallbacks": ["other"]}),
+        ],
+        [current(EXTERNAL)],
+        prune=False,
+    )
+    assert [(change.action, change.model_id) for change in plan.changes] == [
+        (Action.CREATE, "other"),
+        (Action.CREATE, "spare"),
+        (Action.UPDATE, "ext"),
+    ]
+    loop = planning.plan(
+        [desired(other | {"fallbacks": ["spare"]}), desired(spare | {"fallbacks": ["other"]})],
+        [],
+        prune=False,
+    )
+    assert [change.model_id for change in loop.changes] == ["other", "spare"]
+
+
 def test_fields_no_route_changes_need_a_recreate_that_is_refused_by_default() -> None:
     plan = planning.plan(
         [desired(EXTERNAL | {"modelName": "openai/gpt-4o"})], [current(EXTERNAL)], prune=False
