@@ -74,7 +74,10 @@ class LisaClient:
         page_size: int = 100,  # the largest page both listings allow (MAX_LIMIT)
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_warning`` gets each of the ``warnings`` a create, update or delete answers (a fallback
+        not open to every caller of the model, a model others fall back to deleted, ...)."""
         self.admin_url = admin_url.rstrip("/")
         self.serve_url = serve_url.rstrip("/") if serve_url else None
         self._token = token
@@ -83,6 +86,7 @@ class LisaClient:
         self._backoff_cap = backoff_cap
         self._page_size = page_size
         self._sleep = sleep
+        self._on_warning = on_warning
         self._http = httpx.Client(
             base_url=self.admin_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -165,12 +169,12 @@ class LisaClient:
     def create_model(self, request: CreateModelRequest) -> ModelRecord:
         """Register a model (self-hosted ones start the create workflow); the model, in Creating."""
         body = request.model_dump(mode="json", exclude_none=True)
-        return self._record(self._request("POST", "/models", body=body, idempotent=False))
+        return self._changed(self._request("POST", "/models", body=body, idempotent=False))
 
     def update_model(self, model_id: str, request: UpdateModelRequest) -> ModelRecord:
         """Start the update workflow; the model, in Updating, Stopping or Starting."""
         body = request.changes()
-        return self._record(self._request("PUT", f"/models/{model_id}", body=body, idempotent=False))
+        return self._changed(self._request("PUT", f"/models/{model_id}", body=body, idempotent=False))
 
     def start_model(self, model_id: str) -> ModelRecord:
         return self.update_model(model_id, UpdateModelRequest(enabled=True))
@@ -180,7 +184,7 @@ class LisaClient:
 
     def delete_model(self, model_id: str) -> ModelRecord:
         """Start the delete workflow; the model, in Deleting."""
-        return self._record(self._request("DELETE", f"/models/{model_id}", idempotent=False))
+        return self._changed(self._request("DELETE", f"/models/{model_id}", idempotent=False))
 
     def set_context_window(self, model_id: str, context_window: int) -> ModelRecord:
         body = {"contextWindow": context_window}
@@ -194,6 +198,13 @@ class LisaClient:
     @staticmethod
     def _record(answer: dict[str, Any]) -> ModelRecord:
         return ModelRecord.model_validate(answer["model"])
+
+    def _changed(self, answer: dict[str, Any]) -> ModelRecord:
+        """A create, update or delete answer's model; its ``warnings`` go to ``on_warning``."""
+        if self._on_warning is not None:
+            for warning in answer.get("warnings") or []:
+                self._on_warning(f"{warning['model']} {warning['field']}: {warning['message']}")
+        return self._record(answer)
 
     # ---- schedules ------------------------------------------------------------------------------
     def get_schedule(self, model_id: str) -> GetScheduleResponse:

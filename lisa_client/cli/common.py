@@ -40,8 +40,15 @@ class State:
     def client(self) -> LisaClient:
         if self._client is None:
             connection = resolve(self.admin_url, self.token, self.serve_url, self.local)
-            self._client = LisaClient(connection.admin_url, connection.token, serve_url=connection.serve_url)
+            self._client = LisaClient(
+                connection.admin_url, connection.token, serve_url=connection.serve_url, on_warning=warn
+            )
         return self._client
+
+
+def warn(message: str) -> None:
+    """A warning the API answered with (the change was applied): ``warning: ...`` on stderr."""
+    stderr().print(f"warning: {message}", markup=False, highlight=False)
 
 
 def state() -> State:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from lisa_client import (
     Conflict,
@@ -18,6 +19,7 @@ from lisa_client import (
     WaitTimeout,
     WorkflowFailed,
 )
+from lisa_client.cli import common, main
 from lisa_domain.schema import CreateModelRequest, ModelStatus
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -181,6 +183,40 @@ def test_create_sends_the_api_key_and_the_schema_fields() -> None:
     lisa, _ = client(handler)
     lisa.create_model(CreateModelRequest(modelId="m1", modelName="n", modelType="textgen", apiKey="sk-1"))
     assert sent[0]["apiKey"] == "sk-1" and sent[0]["modelId"] == "m1" and "status" not in sent[0]
+
+
+WARNING = {
+    "model": "m2",
+    "field": "fallbacks[0]",
+    "fallback": "m1",
+    "groups": [],
+    "message": "model 'm1' is deleted (or not a valid record): requests of 'm2' skip it",
+}
+
+
+def test_the_warnings_of_a_change_go_to_on_warning() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"model": record(status="Deleting"), "warnings": [WARNING]})
+
+    told: list[str] = []
+    lisa, _ = client(handler, on_warning=told.append)
+    assert lisa.delete_model("m1").status == ModelStatus.DELETING
+    assert told == [f"m2 fallbacks[0]: {WARNING['message']}"]
+
+
+def test_lisa_models_prints_the_warnings_of_a_change_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"model": record(status="Deleting"), "warnings": [WARNING]})
+
+    def mocked(*args: Any, **kwargs: Any) -> LisaClient:
+        return LisaClient(*args, transport=httpx.MockTransport(handler), **kwargs)
+
+    monkeypatch.setattr(common, "LisaClient", mocked)
+    result = CliRunner().invoke(
+        main, ["--admin-url", "http://admin.test", "--token", "tok", "models", "delete", "m1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"warning: m2 fallbacks[0]: {WARNING['message']}" in result.stderr
 
 
 def test_serve_client_is_an_openai_client_for_the_serve_url() -> None:
