@@ -30,13 +30,14 @@ process-wide registrations go) and keeps serving the requests of older snapshots
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,12 +264,22 @@ class ModelRouter:
         return await self._call(self.router.arerank, model, kwargs)
 
     async def _call(self, endpoint: Callable[..., Any], model: str, kwargs: dict[str, Any]) -> Any:
-        name = self.names[model]
-        self.calls[name] += 1
+        with self.held((model,)):
+            return await endpoint(model=self.names[model], **kwargs)
+
+    @contextlib.contextmanager
+    def held(self, model_ids: Iterable[str]) -> Iterator[None]:
+        """Keeps the deployments of ``model_ids`` from being retired while held: counted as calls
+        in flight (a request's fallbacks are called after its model failed, which can be long after
+        the request read its snapshot: ``serve.fallback``)."""
+        names = [self.names[model_id] for model_id in model_ids]
+        for name in names:
+            self.calls[name] += 1
         try:
-            return await endpoint(model=name, **kwargs)
+            yield
         finally:
-            self.calls[name] -= 1
+            for name in names:
+                self.calls[name] -= 1
 
 
 class SharedRouter:

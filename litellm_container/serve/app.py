@@ -437,12 +437,7 @@ async def _stream(
         finally:
             if metered is not None:
                 metered.finish(499)  # the client went away (no-op after a finish above)
-            close = getattr(opened.stream, "aclose", None)
-            if close is not None:
-                try:
-                    await close()
-                except Exception:
-                    logger.debug("closing the backend stream failed", exc_info=True)
+            await opened.close()
 
     headers = _SSE_HEADERS | answer.headers() | (metered.headers() if metered is not None else {})
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

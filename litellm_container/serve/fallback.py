@@ -23,6 +23,7 @@ every candidate fails, the error is the last one's.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from lisa_domain.auth import Principal
+from serve._litellm import ModelRouter
 from serve.activity import UsageReporter
 from serve.errors import ServeError, backend_error
 from serve.follower import Snapshot
@@ -81,13 +83,32 @@ class Opened:
     items: AsyncIterator[Any]
     first: Any
 
+    async def close(self) -> None:
+        """Close the backend stream (releases its connection); a failure to close is only logged."""
+        await _close(self.stream)
+
+
+async def _close(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            logger.debug("closing the backend stream failed", exc_info=True)
+
 
 async def open_stream(call: Callable[[], Awaitable[Any]]) -> Opened:
     """Start a stream and read its first item, so that a failure before it raises here (an
-    ordinary HTTP error, or the next candidate) rather than inside the event stream."""
+    ordinary HTTP error, or the next candidate) rather than inside the event stream. A stream
+    whose first item fails is closed here: nothing else holds it (its connection would stay taken)."""
     stream = await call()
     items = aiter(stream)
-    return Opened(stream, items, await anext(items, None))
+    try:
+        first = await anext(items, None)
+    except BaseException:
+        await _close(stream)
+        raise
+    return Opened(stream, items, first)
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,8 @@ class Fallbacks:
     candidates: tuple[str, ...]
     metered: Metered | None = None
     usage: UsageReporter | None = None
+    #: The snapshot's routes: the fallbacks' deployments are held while the request runs.
+    router: ModelRouter | None = None
 
     @classmethod
     def of(
@@ -120,7 +143,7 @@ class Fallbacks:
                 and principal.can_use(other.allowed_groups)
             ):
                 candidates.append(fallback)
-        return cls(tuple(candidates), metered, usage)
+        return cls(tuple(candidates), metered, usage, snapshot.router)
 
     @property
     def requested(self) -> str:
@@ -128,7 +151,14 @@ class Fallbacks:
 
     async def call(self, body: dict[str, Any], start: Start[T]) -> Answer[T]:
         """``start`` for each candidate in turn until one answers or fails for good (the
-        ``ServeError`` of that failure, or of the last candidate's, is raised)."""
+        ``ServeError`` of that failure, or of the last candidate's, is raised). The fallbacks'
+        deployments are held meanwhile: a fallback changed or deleted while the model was failing
+        (a timeout can take minutes) is still the snapshot's, not retired under the request."""
+        held = self.router.held(self.candidates[1:]) if self.router is not None else contextlib.nullcontext()
+        with held:
+            return await self._first_answer(body, start)
+
+    async def _first_answer(self, body: dict[str, Any], start: Start[T]) -> Answer[T]:
         for model_id, following in zip(self.candidates, self.candidates[1:], strict=False):
             try:
                 result = await start(model_id, copy.deepcopy(body))  # LiteLLM may change nested values

@@ -20,6 +20,7 @@ model: an estimate for self-hosted models), transcription and rerank what the ba
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import FastAPI
@@ -119,9 +120,24 @@ async def create_transcription(surface: Surface, request: Request) -> Response:
 
 
 # ---- rerank ---------------------------------------------------------------------------------------
-def rerank_results(result: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
+def _invalid_result(item: Any, documents: int) -> bool:
+    """Whether a backend's rerank result names no document of the request or has no finite score
+    (LiteLLM's ``RerankResponse`` has made both numbers)."""
+    return not 0 <= item["index"] < documents or not math.isfinite(item["relevance_score"])
+
+
+def rerank_results(result: Any, body: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
     """The results by relevance, at most ``top_n``, each with its document's text exactly when
-    ``return_documents`` is true (the request's: every backend is sent plain texts)."""
+    ``return_documents`` is true (the request's: every backend is sent plain texts). A result that
+    names no document of the request, or has no finite score, is the backend's fault: 502."""
+    if any(_invalid_result(item, len(body["documents"])) for item in result.results or []):
+        raise ServeError(
+            502,
+            f"The backend of model '{model_id}' answered an invalid rerank result (a document index "
+            f"outside 0-{len(body['documents']) - 1} or no finite relevance_score).",
+            type="backend_error",
+            code="backend_error",
+        )
     results = sorted(result.results or [], key=lambda item: item["relevance_score"], reverse=True)
     if body.get("top_n") is not None:
         results = results[: body["top_n"]]
@@ -146,7 +162,10 @@ async def create_rerank(surface: Surface, request: Request) -> Response:
         )
         meta = answer.result.meta or {}
         count(metered, meta.get("tokens"))
-        payload: dict[str, Any] = {"id": answer.result.id, "results": rerank_results(answer.result, body)}
+        payload: dict[str, Any] = {
+            "id": answer.result.id,
+            "results": rerank_results(answer.result, body, answer.model_id),
+        }
         if meta:
             payload["meta"] = meta
         return json_answer(json.dumps(payload).encode(), answer, metered)

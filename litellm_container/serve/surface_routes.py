@@ -19,7 +19,6 @@ model's fallbacks (``serve.fallback``).
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -43,8 +42,6 @@ from serve.follower import Snapshot
 from serve.limits import UsageGate
 from serve.metering import Meter, Metered
 from serve.openapi import ANSWER_HEADERS, AUTH_ERRORS, ERROR_SCHEMA, SECURITY, SSE_EVENT, request_schema
-
-logger = logging.getLogger("lisa.serve")
 
 _JSON = "application/json"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -178,12 +175,7 @@ def _sse_response(
             yield failed(failure)
         finally:
             finish(metered, 499)  # the client went away (no-op after a finish above)
-            close = getattr(opened.stream, "aclose", None)
-            if close is not None:
-                try:
-                    await close()
-                except Exception:
-                    logger.debug("closing the backend stream failed", exc_info=True)
+            await opened.close()
 
     headers = _SSE_HEADERS | answer.headers() | (metered.headers() if metered is not None else {})
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

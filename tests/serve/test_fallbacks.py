@@ -9,6 +9,7 @@ that the serve app follows the field like any other registry change.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from itertools import count
@@ -21,10 +22,10 @@ import pytest
 
 from lisa_domain.schema import ModelStatus, ModelType
 from local_mode.resources import create_resources
-from serve._litellm import litellm
+from serve._litellm import Router, SharedRouter, litellm
 from serve.app import create_app
-from serve.errors import backend_error
-from serve.fallback import FALLBACK_FROM_HEADER, MODEL_HEADER, retryable
+from serve.errors import ServeError, backend_error
+from serve.fallback import FALLBACK_FROM_HEADER, MODEL_HEADER, Fallbacks, retryable
 from serve.openapi import openapi_document
 from tests.serve.conftest import ServeEnv, running_serve, usage_of
 from tests.support.fake_backend import FakeBackend
@@ -294,3 +295,70 @@ def test_the_openapi_document_names_the_answer_headers(serve: ServeEnv) -> None:
         headers = paths[f"/v2/serve/{route}"]["post"]["responses"]["200"]["headers"]
         assert set(headers) == {MODEL_HEADER, FALLBACK_FROM_HEADER}, route
     assert not paths["/v2/serve/v1/messages/count_tokens"]["post"]["responses"]["200"].get("headers")
+
+
+class BackendStream:
+    """A backend stream that yields ``items``, or fails before its first item; knows if it was closed."""
+
+    def __init__(self, *items: str, error: Exception | None = None) -> None:
+        self.items, self.error, self.closed = list(items), error, False
+
+    def __aiter__(self) -> BackendStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self.error is not None:
+            raise self.error
+        if not self.items:
+            raise StopAsyncIteration
+        return self.items.pop(0)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_a_stream_that_fails_before_its_first_item_is_closed() -> None:
+    """Its connection is released, whether a fallback answers or the error does."""
+    broken, good = BackendStream(error=_E.InternalServerError("cut", "openai", "m")), BackendStream("hi")
+    streams = {"primary": broken, "backup": good}
+
+    async def start(model_id: str, body: dict[str, Any]) -> BackendStream:
+        return streams[model_id]
+
+    answer = asyncio.run(Fallbacks(("primary", "backup")).stream({}, start))
+    assert (answer.model_id, answer.result.first) == ("backup", "hi")
+    assert broken.closed and not good.closed  # the answering one is closed by the event stream
+
+    streams["primary"] = alone = BackendStream(error=_E.ServiceUnavailableError("down", "openai", "m"))
+    with pytest.raises(ServeError) as failed:
+        asyncio.run(Fallbacks(("primary",)).stream({}, start))
+    assert failed.value.status == 502 and alone.closed
+
+
+def test_a_fallback_changed_while_the_model_fails_is_still_the_snapshots() -> None:
+    """The model can take minutes to fail (a timeout); a fallback changed meanwhile keeps its
+    deployment for the request, instead of a retired one (LiteLLM: 400 naming a deployment)."""
+    shared = SharedRouter(lambda model_list: Router(model_list=model_list), retire_after=0.0)
+
+    def params(reply: str) -> dict[str, Any]:
+        return {
+            "model": "openai/m",
+            "api_base": "http://127.0.0.1:9/v1",
+            "api_key": "x",
+            "mock_response": reply,
+        }
+
+    routes, _ = shared.apply({"primary": params("primary"), "backup": params("backup")})
+    assert routes is not None
+
+    async def start(model_id: str, body: dict[str, Any]) -> Any:
+        if model_id == "primary":  # the backup changes while the primary fails
+            shared.apply({"primary": params("primary"), "backup": params("backup, changed")})
+            shared.retire_unused()
+            raise _E.InternalServerError("boom", "openai", "m")
+        return await routes.acompletion(model=model_id, **body)
+
+    answer = asyncio.run(Fallbacks(("primary", "backup"), router=routes).call({"messages": HELLO}, start))
+
+    assert answer.model_id == "backup" and answer.result.choices[0].message.content == "backup"
+    assert shared.retire_unused() == 1  # the request is done: the old deployment goes now

@@ -19,6 +19,9 @@ import pytest
 from lisa_domain.litellm_params import litellm_params
 from lisa_domain.schema import ModelDefinition, ModelType
 from local_mode.resources import create_resources
+from serve._litellm import litellm
+from serve.errors import ServeError
+from serve.media_routes import rerank_results
 from tests.conftest import ADMIN_GROUP
 from tests.serve.conftest import ServeEnv, running_serve, usage_of
 from tests.support.fake_backend import FakeBackend, rerank_score
@@ -175,3 +178,22 @@ def test_a_failing_backend_is_502_in_the_error_shape(ranking: ServeEnv) -> None:
         answer.json()["error"]["type"] == "backend_error"
         and answer.json()["error"]["code"] == "backend_error"
     )
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"index": 4, "relevance_score": 0.5},  # one past the last of the 4 documents
+        {"index": -1, "relevance_score": 0.5},  # Python would read the last document
+        {"index": 0, "relevance_score": float("nan")},  # not JSON
+    ],
+    ids=["index-past-the-end", "negative-index", "nan-score"],
+)
+@pytest.mark.parametrize("return_documents", [True, False])
+def test_a_backend_result_naming_no_document_is_502(result: dict[str, Any], return_documents: bool) -> None:
+    answer = litellm.RerankResponse(id="r", results=[{"index": 1, "relevance_score": 0.9}, result])
+    body = {"query": QUERY, "documents": [text_of(document) for document in DOCUMENTS]}
+    with pytest.raises(ServeError) as failed:
+        rerank_results(answer, body | {"return_documents": return_documents}, "vllm-ranker")
+    assert failed.value.status == 502 and failed.value.code == "backend_error"
+    assert "vllm-ranker" in failed.value.message and "0-3" in failed.value.message
