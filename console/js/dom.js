@@ -43,7 +43,16 @@ export function notice(text, kind = "info") {
   const el = document.getElementById("notice");
   fill(el, text ? h(`p.notice.${kind}`, {}, text) : "");
   clearTimeout(noticeTimer);
-  if (text && kind !== "error") noticeTimer = setTimeout(() => fill(el), 6000);
+  if (text && kind !== "error" && kind !== "warning") noticeTimer = setTimeout(() => fill(el), 6000);
+}
+
+/** The notice after a create, update or delete: ``text`` and each of the answer's ``warnings`` (the
+ * change was made; a fallback not open to every caller, a model others fall back to deleted, ...),
+ * which stay until the next notice. */
+export function changeNotice(text, answer) {
+  const warnings = (answer && answer.warnings) || [];
+  if (!warnings.length) return notice(text);
+  notice([text, ...warnings.map((warning) => `Warning: ${warning.message}`)].join(" "), "warning");
 }
 
 /** A labelled form control: returns {row, input}. */

@@ -19,6 +19,7 @@ from selenium.webdriver.support.ui import Select
 
 from tests.console.browser import wait_for
 from tests.e2e.conftest import LocalMode
+from tests.support import waiting
 
 pytestmark = pytest.mark.e2e
 
@@ -138,6 +139,36 @@ def test_create_an_external_model_shows_the_field_error_then_creates_it(browser:
     go(browser, "#/models")
     wait_status(browser, EXTERNAL_ID, "InService", 60)
     assert no_reload_marker(browser) == 1
+
+
+def test_deleting_a_model_others_fall_back_to_shows_the_warning(
+    browser: WebDriver, console_local_mode: LocalMode
+) -> None:
+    backup = {
+        "modelId": "console-backup",
+        "modelName": "openai/console-backup",
+        "modelType": "textgen",
+        "modelUrl": "http://127.0.0.1:9/v1",
+        "fallbacks": [EXTERNAL_ID],
+    }
+    with console_local_mode.admin() as admin:
+        assert admin.post("/models", json=backup).status_code == 201
+    go(browser, "#/models")
+    wait_status(browser, EXTERNAL_ID, "InService", 30)
+    click(browser, f'button[aria-label="Delete {EXTERNAL_ID}"]')
+    confirm(browser)
+    shown = wait_for(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#notice .notice.warning"), 20, "no warning shown"
+    )
+    assert f"Deleting {EXTERNAL_ID}" in shown[0].text
+    assert "requests of 'console-backup' skip it" in shown[0].text
+    with console_local_mode.admin() as admin:
+
+        def backup_in_service() -> bool:
+            return bool(admin.get("/models/console-backup").json()["model"]["status"] == "InService")
+
+        waiting.wait_for(backup_in_service, 60, "console-backup InService", interval=0.5)
+        assert admin.delete("/models/console-backup").status_code == 200
 
 
 def test_stop_and_start_a_model_and_watch_its_status_without_reload(browser: WebDriver) -> None:

@@ -2,7 +2,7 @@
 // problem the admin API reports shown next to the field it names.
 
 import { admin, ApiError } from "../api.js";
-import { h, fill, field, setFieldError, notice } from "../dom.js";
+import { h, fill, field, setFieldError, changeNotice } from "../dom.js";
 import { kindOf, TYPES } from "../status.js";
 
 const KINDS = {
@@ -219,9 +219,9 @@ export async function renderModelForm(main, modelId) {
     submit.disabled = true;
     try {
       const id = editing ? modelId : body.modelId;
-      await admin(editing ? "PUT" : "POST", editing ? `/models/${encodeURIComponent(modelId)}` : "/models", body,
-        editing ? `change ${modelId}` : "create the model");
-      notice(editing ? `Saved; ${id} is updating.` : `Creating ${id}; its status updates below.`);
+      const answer = await admin(editing ? "PUT" : "POST", editing ? `/models/${encodeURIComponent(modelId)}` : "/models",
+        body, editing ? `change ${modelId}` : "create the model");
+      changeNotice(editing ? `Saved; ${id} is updating.` : `Creating ${id}; its status updates below.`, answer);
       location.hash = `#/models/${encodeURIComponent(id)}`;
     } catch (error) {
       showErrors(error);

@@ -3,7 +3,7 @@
 
 import { admin, allPages } from "../api.js";
 import { session } from "../session.js";
-import { h, fill, notice, confirmDialog, field } from "../dom.js";
+import { h, fill, notice, changeNotice, confirmDialog, field } from "../dom.js";
 import { STATUSES, TYPES, statusBadge, observe, poll, kindOf } from "../status.js";
 
 export const REFRESH_MS = 2000;
@@ -18,8 +18,8 @@ export async function deleteModel(modelId) {
     `The model and its resources are removed, and requests for ${modelId} fail from then on. This cannot be undone.`,
     "Delete");
   if (!ok) return false;
-  await admin("DELETE", `/models/${encodeURIComponent(modelId)}`, undefined, `delete ${modelId}`);
-  notice(`Deleting ${modelId}…`);
+  const answer = await admin("DELETE", `/models/${encodeURIComponent(modelId)}`, undefined, `delete ${modelId}`);
+  changeNotice(`Deleting ${modelId}…`, answer);
   return true;
 }
 
