@@ -219,7 +219,8 @@ incremental_cost_key_map()
 #: Builds a Router of a model list (``serve.app.router_factory``: LISA's timeouts and retries).
 RouterFactory = Callable[[list[dict[str, Any]]], Router]
 #: Seconds a deployment no snapshot routes to stays in the Router (a request that read the previous
-#: snapshot just before the swap reaches the Router within microseconds; this is the margin).
+#: snapshot just before the swap reaches the Router within microseconds; this is the margin; a
+#: request's fallbacks are held as calls in flight: ``ModelRouter.held``).
 RETIRE_AFTER_SECONDS = 5.0
 #: Most deployments deleted per follower cycle (each delete re-indexes the Router's list).
 RETIRE_PER_CYCLE = 8

@@ -293,6 +293,9 @@ def test_malformed_or_non_multipart_bodies_are_400(audio: ServeEnv) -> None:
     files = [(f"f{index}", (f"{index}.wav", CLIP)) for index in range(3)]
     many_files = post_form(audio, data={"model": "listener"}, files=files)
     assert many_files.status_code == 400 and many_files.json()["error"]["code"] == "invalid_multipart"
+    fields = [("model", (None, "listener"))] + [("timestamp_granularities[]", (None, "word"))] * 16
+    many_fields = post_form(audio, files=[*fields, ("file", ("a.wav", CLIP))])  # 17 text fields
+    assert many_fields.status_code == 400 and many_fields.json()["error"]["code"] == "invalid_multipart"
     unterminated = post_form(
         audio, content=b"--x\r\nnot a part", headers={"Content-Type": "multipart/form-data; boundary=x"}
     )
