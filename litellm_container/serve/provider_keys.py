@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -34,9 +34,10 @@ class KeySource(Protocol):
 
 @dataclass(frozen=True)
 class ReadKeys:
-    """The provider keys one build read: ARN -> the key, or the error reading it."""
+    """The provider keys one build read: ARN -> the key, or the error reading it (never in a repr:
+    a logged or printed ``FirstRead`` would show them)."""
 
-    values: Mapping[str, str | Exception]
+    values: Mapping[str, str | Exception] = field(repr=False)
 
     def get(self, arn: str) -> str:
         value = self.values[arn]

@@ -22,7 +22,7 @@ from serve.app import router_factory
 from serve.config import ServeConfig
 from serve.first_load import FirstLoad
 from serve.follower import RegistryFollower, SecretCache
-from serve.provider_keys import SECRET_READ_THREADS
+from serve.provider_keys import SECRET_READ_THREADS, ReadKeys
 from tests.support.served_models import create_model
 
 litellm_registry = pytest.importorskip("litellm.router_rust.surface.registry")
@@ -305,3 +305,9 @@ def test_a_first_read_that_failed_is_not_used(moto_url: str) -> None:
     assert follower.refresh() is True  # read by the follower itself
     assert follower.snapshot is not None and list(follower.snapshot.models) == ["ext-0", "ext-1"]
     assert follower.snapshot.deployments["ext-1"]["api_key"] == "sk-1"
+
+
+def test_the_keys_read_are_in_no_repr() -> None:
+    keys = ReadKeys({"arn:aws:secretsmanager:us-east-1:1:secret:k": "sk-do-not-log"})
+    assert keys.get("arn:aws:secretsmanager:us-east-1:1:secret:k") == "sk-do-not-log"
+    assert "sk-do-not-log" not in repr(keys)
