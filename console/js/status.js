@@ -3,6 +3,8 @@
 export const STATUSES = ["Creating", "InService", "Updating", "Stopping", "Stopped", "Starting", "Deleting", "Failed"];
 export const TRANSITIONAL = new Set(["Creating", "Updating", "Stopping", "Starting", "Deleting"]);
 export const TYPES = ["textgen", "embedding", "imagegen", "videogen", "tts", "stt", "rerank"];
+/** The model types that cannot stream (the schema's NON_STREAMING_TYPES): the form sends streaming false. */
+export const NON_STREAMING_TYPES = ["embedding", "rerank"];
 
 import { h } from "./dom.js";
 

@@ -141,6 +141,28 @@ def test_create_an_external_model_shows_the_field_error_then_creates_it(browser:
     assert no_reload_marker(browser) == 1
 
 
+def test_a_reranker_is_created_without_streaming_from_the_default_form(
+    browser: WebDriver, console_local_mode: LocalMode
+) -> None:
+    """Streaming is ticked by default; rerank models cannot stream, like embedding models."""
+    go(browser, "#/models/new")
+    field_input(browser, "Model ID").send_keys("console-rerank")
+    field_input(browser, "Model name").send_keys("cohere/rerank-v3.5")
+    Select(field_input(browser, "Type")).select_by_value("rerank")
+    field_input(browser, "Provider URL").send_keys("http://127.0.0.1:9/v1")
+    field_input(browser, "Provider API key").send_keys("sk-console-test")
+    browser.find_element(By.CSS_SELECTOR, "form.model-form button[type=submit]").click()
+    wait_for(browser, lambda d: d.current_url.endswith("#/models/console-rerank"), 20, "no detail page")
+    with console_local_mode.admin() as admin:
+        assert admin.get("/models/console-rerank").json()["model"]["streaming"] is False
+
+        def rerank_in_service() -> bool:
+            return bool(admin.get("/models/console-rerank").json()["model"]["status"] == "InService")
+
+        waiting.wait_for(rerank_in_service, 60, "console-rerank InService", interval=0.5)
+        assert admin.delete("/models/console-rerank").status_code == 200
+
+
 def test_deleting_a_model_others_fall_back_to_shows_the_warning(
     browser: WebDriver, console_local_mode: LocalMode
 ) -> None:

@@ -3,7 +3,7 @@
 
 import { admin, ApiError } from "../api.js";
 import { h, fill, field, setFieldError, changeNotice } from "../dom.js";
-import { kindOf, TYPES } from "../status.js";
+import { kindOf, TYPES, NON_STREAMING_TYPES } from "../status.js";
 
 const KINDS = {
   bedrock: "Amazon Bedrock",
@@ -40,7 +40,7 @@ function buildFields(model, instanceTypes, editing) {
   add("modelType", "Type", h("select", { disabled: editing }, TYPES.map((t) =>
     h("option", { value: t, selected: model.modelType === t }, t))));
   add("modelDescription", "Description", text(model.modelDescription || ""));
-  add("streaming", "Streaming", checkbox(model.streaming ?? true), "Embedding models cannot stream.");
+  add("streaming", "Streaming", checkbox(model.streaming ?? true), "Embedding and rerank models cannot stream.");
   add("allowedGroups", "Allowed groups", text((model.allowedGroups || []).join(", ")),
     "Comma-separated; empty: every signed-in user may call it.");
   add("modelUrl", "Provider URL", text(model.modelUrl || "", { readOnly: editing, placeholder: "https://api.example.com/v1" }),
@@ -75,7 +75,7 @@ function createPayload(kind, f) {
     modelName: f.modelName.input.value.trim(),
     modelType: f.modelType.input.value,
     modelDescription: f.modelDescription.input.value,
-    streaming: f.modelType.input.value === "embedding" ? false : f.streaming.input.checked,
+    streaming: NON_STREAMING_TYPES.includes(f.modelType.input.value) ? false : f.streaming.input.checked,
     allowedGroups: lines(f.allowedGroups.input.value),
   };
   if (kind === "external") {
@@ -121,7 +121,7 @@ function createPayload(kind, f) {
 function updatePayload(kind, f) {
   const body = {
     modelDescription: f.modelDescription.input.value,
-    streaming: f.modelType.input.value === "embedding" ? false : f.streaming.input.checked,
+    streaming: NON_STREAMING_TYPES.includes(f.modelType.input.value) ? false : f.streaming.input.checked,
     allowedGroups: lines(f.allowedGroups.input.value),
   };
   if (kind === "self-hosted") {
