@@ -141,10 +141,15 @@ def test_create_an_external_model_shows_the_field_error_then_creates_it(browser:
     assert no_reload_marker(browser) == 1
 
 
+def snippet_text(driver: WebDriver) -> str:
+    return "\n".join(code.text for code in driver.find_elements(By.CSS_SELECTOR, ".snippet pre"))
+
+
 def test_a_reranker_is_created_without_streaming_from_the_default_form(
     browser: WebDriver, console_local_mode: LocalMode
 ) -> None:
-    """Streaming is ticked by default; rerank models cannot stream, like embedding models."""
+    """Streaming is ticked by default; rerank models cannot stream, like embedding models. Its
+    detail page shows how to call /rerank."""
     go(browser, "#/models/new")
     field_input(browser, "Model ID").send_keys("console-rerank")
     field_input(browser, "Model name").send_keys("cohere/rerank-v3.5")
@@ -153,6 +158,8 @@ def test_a_reranker_is_created_without_streaming_from_the_default_form(
     field_input(browser, "Provider API key").send_keys("sk-console-test")
     browser.find_element(By.CSS_SELECTOR, "form.model-form button[type=submit]").click()
     wait_for(browser, lambda d: d.current_url.endswith("#/models/console-rerank"), 20, "no detail page")
+    snippets = wait_for(browser, snippet_text, 20, "no snippets")
+    assert "/rerank" in snippets and '"documents"' in snippets and "chat" not in snippets
     with console_local_mode.admin() as admin:
         assert admin.get("/models/console-rerank").json()["model"]["streaming"] is False
 
@@ -161,6 +168,36 @@ def test_a_reranker_is_created_without_streaming_from_the_default_form(
 
         waiting.wait_for(rerank_in_service, 60, "console-rerank InService", interval=0.5)
         assert admin.delete("/models/console-rerank").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("model_type", "model_name", "call"),
+    [
+        ("tts", "openai/tts-1", "client.audio.speech.create("),
+        ("stt", "openai/whisper-1", "client.audio.transcriptions.create("),
+    ],
+)
+def test_the_snippets_of_an_audio_model_call_its_route(
+    browser: WebDriver, console_local_mode: LocalMode, model_type: str, model_name: str, call: str
+) -> None:
+    model_id = f"console-{model_type}"
+    body = {
+        "modelId": model_id,
+        "modelName": model_name,
+        "modelType": model_type,
+        "modelUrl": "http://127.0.0.1:9/v1",
+    }
+    with console_local_mode.admin() as admin:
+        assert admin.post("/models", json=body).status_code == 201
+        go(browser, f"#/models/{model_id}")
+        snippets = wait_for(browser, snippet_text, 20, "no snippets")
+        assert call in snippets and "chat" not in snippets
+
+        def in_service() -> bool:
+            return bool(admin.get(f"/models/{model_id}").json()["model"]["status"] == "InService")
+
+        waiting.wait_for(in_service, 60, f"{model_id} InService", interval=0.5)
+        assert admin.delete(f"/models/{model_id}").status_code == 200
 
 
 def test_deleting_a_model_others_fall_back_to_shows_the_warning(

@@ -49,17 +49,36 @@ function historyTable({ entries, fromApi }) {
       h("tbody", {}, rows.reverse()))));
 }
 
+/** How to call the model from the serve API, by model type: [label, code] pairs. */
 export function snippets(model) {
   const { serveUrl } = getConfig();
-  const token = "$LISA_TOKEN";
-  const embedding = model.modelType === "embedding";
-  const path = embedding ? "embeddings" : "chat/completions";
-  const payload = embedding ? { model: model.modelId, input: "Hello" } : { model: model.modelId, messages: [{ role: "user", content: "Hello" }] };
-  const curl = `curl ${serveUrl}/${path} \\\n  -H "Authorization: Bearer ${token}" \\\n  -H "Content-Type: application/json" \\\n  -d '${JSON.stringify(payload)}'`;
-  const python = embedding
-    ? `from openai import OpenAI\nimport os\n\nclient = OpenAI(base_url="${serveUrl}", api_key=os.environ["LISA_TOKEN"])\nprint(client.embeddings.create(model="${model.modelId}", input="Hello").data[0].embedding[:5])`
-    : `from openai import OpenAI\nimport os\n\nclient = OpenAI(base_url="${serveUrl}", api_key=os.environ["LISA_TOKEN"])\nreply = client.chat.completions.create(\n    model="${model.modelId}",\n    messages=[{"role": "user", "content": "Hello"}],\n)\nprint(reply.choices[0].message.content)`;
-  return [["curl", curl], ["Python (openai)", python]];
+  const id = model.modelId;
+  const curl = (path, payload, tail = "") => ["curl",
+    `curl ${serveUrl}/${path} \\\n  -H "Authorization: Bearer $LISA_TOKEN" \\\n  -H "Content-Type: application/json" \\\n  -d '${JSON.stringify(payload)}'${tail}`];
+  const openai = (call) => ["Python (openai)",
+    `from openai import OpenAI\nimport os\n\nclient = OpenAI(base_url="${serveUrl}", api_key=os.environ["LISA_TOKEN"])\n${call}`];
+  switch (model.modelType) {
+    case "embedding":
+      return [curl("embeddings", { model: id, input: "Hello" }),
+        openai(`print(client.embeddings.create(model="${id}", input="Hello").data[0].embedding[:5])`)];
+    case "imagegen":
+      return [curl("images/generations", { model: id, prompt: "A lighthouse at dawn" }),
+        openai(`print(client.images.generate(model="${id}", prompt="A lighthouse at dawn").data[0])`)];
+    case "tts":
+      return [curl("audio/speech", { model: id, voice: "alloy", input: "Hello" }, " \\\n  --output hello.mp3"),
+        openai(`client.audio.speech.create(model="${id}", voice="alloy", input="Hello").write_to_file("hello.mp3")`)];
+    case "stt":
+      return [["curl", `curl ${serveUrl}/audio/transcriptions \\\n  -H "Authorization: Bearer $LISA_TOKEN" \\\n  -F model=${id} \\\n  -F file=@hello.wav`],
+        openai(`print(client.audio.transcriptions.create(model="${id}", file=open("hello.wav", "rb")).text)`)];
+    case "rerank": {
+      const payload = { model: id, query: "capital of France", documents: ["Paris is the capital of France.", "Berlin is in Germany."] };
+      return [curl("rerank", payload), ["Python (httpx)",
+        `import httpx\nimport os\n\nanswer = httpx.post(\n    "${serveUrl}/rerank",\n    headers={"Authorization": f"Bearer {os.environ['LISA_TOKEN']}"},\n    json=${JSON.stringify(payload)},\n)\nprint(answer.json()["results"])`]];
+    }
+    default:
+      return [curl("chat/completions", { model: id, messages: [{ role: "user", content: "Hello" }] }),
+        openai(`reply = client.chat.completions.create(\n    model="${id}",\n    messages=[{"role": "user", "content": "Hello"}],\n)\nprint(reply.choices[0].message.content)`)];
+  }
 }
 
 export async function renderModelDetail(main, modelId) {
