@@ -72,8 +72,8 @@ class Snapshot:
     #: Every valid model item this snapshot was built from, by id (the next change applies to it).
     followed: Mapping[str, FollowedModel] = field(default_factory=dict)
     #: The LiteLLM parameters (keys resolved) each served model got; a later build whose key read
-    #: fails reuses them.
-    deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: fails reuses them. Not in the repr: they hold provider keys.
+    deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     #: Models whose provider key could not be read: served with their previous deployment or not at all.
     incomplete: frozenset[str] = frozenset()
     #: Ids of the registry items that do not validate (left out).

@@ -21,7 +21,7 @@ from serve._litellm import Router, fast_round_trip_check, incremental_cost_key_m
 from serve.app import router_factory
 from serve.config import ServeConfig
 from serve.first_load import FirstLoad
-from serve.follower import RegistryFollower, SecretCache
+from serve.follower import RegistryFollower, SecretCache, Snapshot
 from serve.provider_keys import SECRET_READ_THREADS, ReadKeys
 from tests.support.served_models import create_model
 
@@ -311,3 +311,10 @@ def test_the_keys_read_are_in_no_repr() -> None:
     keys = ReadKeys({"arn:aws:secretsmanager:us-east-1:1:secret:k": "sk-do-not-log"})
     assert keys.get("arn:aws:secretsmanager:us-east-1:1:secret:k") == "sk-do-not-log"
     assert "sk-do-not-log" not in repr(keys)
+
+
+def test_a_snapshots_resolved_keys_are_in_no_repr() -> None:
+    deployments = {"ext": {"model": "openai/echo", "api_key": "sk-do-not-log"}}
+    snapshot = Snapshot(version=1, models={}, router=None, deployments=deployments)
+    assert snapshot.deployments["ext"]["api_key"] == "sk-do-not-log"
+    assert "sk-do-not-log" not in repr(snapshot)
