@@ -5,8 +5,10 @@ id listed twice, a model that does not exist, is being deleted or is of another 
 Accepted with a warning: a fallback that some of the model's callers may not use (the serve app
 never sends a caller to a model it may not use, so those callers get the model's own error), and,
 when only ``allowedGroups`` changes, a stored fallback that no longer exists (the serve app skips it).
-The other direction too: deleting a model, or changing its ``allowedGroups``, warns about every model
-that names it as a fallback and loses it for some callers (``dependent_warnings``).
+The other direction too: deleting a model, changing its ``allowedGroups``, or creating one under an
+id other models' fallbacks kept (a model deleted and created again), warns about every model that
+names it as a fallback and loses it, or gets one of another ``modelType``, for some callers
+(``dependent_warnings``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lisa_domain.errors import NotFound, ValidationFailed
 from lisa_domain.registry import ModelRegistry
-from lisa_domain.schema import MAX_FALLBACKS, ModelRecord, ModelStatus, ModelType
+from lisa_domain.schema import MAX_FALLBACKS, ModelDefinition, ModelRecord, ModelStatus, ModelType
 
 #: Models read per page when looking for the models that name one as a fallback.
 SCAN_PAGE = 100
@@ -88,14 +90,17 @@ def visibility_warnings(
 
 
 def dependent_warnings(
-    registry: ModelRegistry, fallback_id: str, fallback: ModelRecord | None
+    registry: ModelRegistry, fallback_id: str, fallback: ModelDefinition | None
 ) -> list[FallbackWarning]:
     """The warnings of every model that lists ``fallback_id`` among its fallbacks, with the fallback
-    as a change leaves it (``None``: deleted). A scan of the registry: only for a delete or an
-    ``allowedGroups`` change."""
+    as a change leaves it (``None``: deleted). A scan of the registry: only for a create, a delete or
+    an ``allowedGroups`` change."""
     warnings = []
     for referrer in _referrers(registry, fallback_id):
         index = referrer.fallbacks.index(fallback_id)
+        if fallback is not None and fallback.modelType != referrer.modelType:
+            warnings.append(_type_warning(referrer, index, fallback))
+            continue
         warning = _warning(referrer.modelId, referrer.allowedGroups, index, fallback_id, fallback)
         if warning is not None:
             warnings.append(warning)
@@ -114,8 +119,23 @@ def _referrers(registry: ModelRegistry, model_id: str) -> list[ModelRecord]:
             return found
 
 
+def _type_warning(referrer: ModelRecord, index: int, fallback: ModelDefinition) -> FallbackWarning:
+    """Entry ``index`` of ``referrer``'s fallbacks names a model (created again) of another type."""
+    message = (
+        f"model '{fallback.modelId}' has modelType {fallback.modelType.value}, '{referrer.modelId}' "
+        f"{referrer.modelType.value}: requests of '{referrer.modelId}' skip it"
+    )
+    return FallbackWarning(
+        model=referrer.modelId,
+        field=f"fallbacks[{index}]",
+        fallback=fallback.modelId,
+        groups=[],
+        message=message,
+    )
+
+
 def _warning(
-    model_id: str, allowed_groups: Sequence[str], index: int, fallback: str, record: ModelRecord | None
+    model_id: str, allowed_groups: Sequence[str], index: int, fallback: str, record: ModelDefinition | None
 ) -> FallbackWarning | None:
     """The warning about entry ``index`` (``fallback``, its record or ``None``) of ``model_id``'s
     fallbacks, if some caller of the model (``allowed_groups``; empty: everyone) cannot be sent to it."""

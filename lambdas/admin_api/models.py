@@ -96,8 +96,9 @@ class ModelDetailResponse(BaseModel):
 _WARNINGS_DESCRIPTION = (
     "Present when some of the model's fallbacks are not open to every group the model is open to "
     "(those callers are never sent to them) or a stored fallback no longer exists, or when the change "
-    "(a delete, new allowedGroups) takes this model away from callers of models that name it as a "
-    "fallback; the request was applied all the same."
+    "(a delete, new allowedGroups, a create under an id that other models' fallbacks kept) takes this "
+    "model away from callers of models that name it as a fallback, or gives them one of another "
+    "modelType; the request was applied all the same."
 )
 
 
@@ -235,7 +236,8 @@ class ModelService:
         if request.self_hosted and request.instanceType and request.autoScalingConfig:
             self._check_capacity(request.instanceType, request.autoScalingConfig.maxCapacity)
         fallbacks = check_fallbacks(self.registry, request.modelId, request.modelType, request.fallbacks)
-        return visibility_warnings(request.modelId, request.allowedGroups, fallbacks)
+        warnings = visibility_warnings(request.modelId, request.allowedGroups, fallbacks)
+        return warnings + dependent_warnings(self.registry, request.modelId, request)
 
     def _check_capacity(
         self, instance_type: str, max_capacity: int, capacity_field: str = "autoScalingConfig.maxCapacity"

@@ -258,3 +258,25 @@ def test_narrowing_a_fallbacks_groups_warns_about_the_models_that_use_it(
     assert [(warning["model"], warning["groups"]) for warning in body["warnings"]] == [("for-everyone", [])]
     status, body = call("PUT", "/models/backup-2", body={"allowedGroups": ["team-b"]})
     assert status == 200 and "warnings" not in body  # no model falls back to it
+
+
+def test_creating_a_model_others_name_as_a_fallback_warns_about_those_it_does_not_serve(
+    resources: LocalResources, workflows: Workflows, backups: None
+) -> None:
+    """A model deleted and created again (``lisa apply --recreate`` does that) becomes a fallback of
+    the models whose lists kept its id: the create says which of them it is not open to, or for
+    which it has another modelType (their requests skip it)."""
+    seed(resources, "for-team-a", body=model(allowedGroups=["team-a"], fallbacks=["again"]))
+    seed(resources, "for-team-b", body=model(allowedGroups=["team-b"], fallbacks=["backup-1", "again"]))
+    seed(resources, "embeds", body={**EMBEDDING, "modelId": "embeds", "fallbacks": ["again"]})
+
+    for query in ({"dryRun": "true"}, None):
+        status, body = call("POST", "/models", body=model("again", allowedGroups=["team-b"]), query=query)
+        assert status == (200 if query else 201), body
+        warnings = {warning["model"]: warning for warning in body["warnings"]}
+        assert sorted(warnings) == ["embeds", "for-team-a"]
+        assert warnings["for-team-a"]["field"] == "fallbacks[0]"
+        assert warnings["for-team-a"]["groups"] == ["team-a"]
+        assert (
+            warnings["embeds"]["fallback"] == "again" and "modelType textgen" in warnings["embeds"]["message"]
+        )

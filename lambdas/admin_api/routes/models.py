@@ -58,7 +58,9 @@ def _list_body(page: Page, principal: Principal) -> dict[str, Any]:
     "instanceType is not offered in the model subnets' zones, or whose autoScalingConfig.maxCapacity "
     "the account's On-Demand vCPU quota cannot hold, is refused with 400 at once. Each fallbacks entry "
     "must name an existing model of the same modelType (400 naming the entry otherwise); a fallback not "
-    "open to every group the model is open to is accepted with a warning. ?dryRun=true: checks only.",
+    "open to every group the model is open to is accepted with a warning. A model whose id other models "
+    "still list as a fallback is created with a warning about each of them whose callers it is not open "
+    "to or whose modelType it does not have. ?dryRun=true: checks only.",
     responses={
         **ok_docs("The model, in Creating (and warnings about its fallbacks)", ModelChangeResponse, 201),
         **ok_docs("?dryRun=true: what would be created", DryRunResponse),
