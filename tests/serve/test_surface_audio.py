@@ -304,6 +304,14 @@ def test_malformed_or_non_multipart_bodies_are_400(audio: ServeEnv) -> None:
     assert no_boundary.status_code == 400 and no_boundary.json()["error"]["code"] == "invalid_multipart"
 
 
+def test_the_multipart_content_type_is_matched_whatever_its_case(audio: ServeEnv) -> None:
+    built = httpx.Request("POST", audio.url, data={"model": "listener"}, files={"file": ("a.wav", CLIP)})
+    content_type = built.headers["content-type"].replace("multipart/form-data", "Multipart/Form-Data")
+    answer = post_form(audio, content=built.read(), headers={"Content-Type": content_type})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["text"] == heard("a.wav", CLIP)
+
+
 # ---- both ---------------------------------------------------------------------------------------------
 def test_model_types_and_routes_are_checked_against_each_other(audio: ServeEnv) -> None:
     client = audio.client()
