@@ -535,9 +535,7 @@ async def parse_form(request: Request, endpoint: Endpoint, limit: int, setting: 
     """The checked form: the body streams into the parser within ``limit`` (413 naming ``setting``);
     ``file`` becomes ``(filename, bytes, content type)``; the other fields are checked as ``parse``
     checks a JSON body's."""
-    if (
-        not request.headers.get("content-type", "").lower().startswith("multipart/form-data")
-    ):  # case-insensitive
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise bad_request("The request body must be multipart/form-data.", code="invalid_content_type")
     parser = MultiPartParser(
         request.headers,
