@@ -16,7 +16,7 @@ from serve.app import PREFIX
 from serve.bodies import Endpoint
 from serve.openapi import openapi_document
 from serve.surface_routes import MODEL_TYPES
-from tests.fuzz.harness import fuzz, use_known_models
+from tests.fuzz.harness import Report, fuzz, use_known_models
 from tests.serve.conftest import ServeEnv
 
 CASES = 15
@@ -71,14 +71,20 @@ def test_every_serve_route_documents_its_error_responses(document: dict[str, Any
     assert upload["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
 
 
-def test_fuzzed_requests_get_documented_answers(serve: ServeEnv, document: dict[str, Any]) -> None:
-    report = fuzz(
+def _fuzz_as_admin(serve: ServeEnv, document: dict[str, Any], **options: Any) -> Report:
+    """Fuzz with an admin's credentials, the model names swapped for known ones of each route's type."""
+    return fuzz(
         document,
         base_url=serve.url,
         headers=serve.headers("admin"),
         cases_per_operation=CASES,
         mutate=use_known_models(list(KNOWN_MODELS.values()), by_path=BY_PATH),
+        **options,
     )
+
+
+def test_fuzzed_requests_get_documented_answers(serve: ServeEnv, document: dict[str, Any]) -> None:
+    report = _fuzz_as_admin(serve, document)
     assert report.cases >= 100
     assert not report.failures, "\n".join(report.failures[:20])
     assert any(200 <= status < 300 for status in report.statuses), report.statuses
@@ -91,14 +97,7 @@ def test_fuzzed_audio_and_rerank_requests_reach_the_backend(
 ) -> None:
     """Generated JSON and multipart bodies (files included) that the stand-in answers."""
     path = f"{PREFIX}/{endpoint.value}"
-    report = fuzz(
-        document,
-        base_url=serve.url,
-        headers=serve.headers("admin"),
-        cases_per_operation=CASES,
-        mutate=use_known_models(list(KNOWN_MODELS.values()), by_path=BY_PATH),
-        operations=lambda method, operation_path: operation_path == path,
-    )
+    report = _fuzz_as_admin(serve, document, operations=lambda method, operation_path: operation_path == path)
     assert not report.failures, "\n".join(report.failures[:20])
     assert any(200 <= status < 300 for status in report.statuses), report.statuses
 
