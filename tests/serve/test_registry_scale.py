@@ -252,7 +252,9 @@ def test_churn_every_replica_ends_equal_to_a_full_read_and_no_request_sees_a_mix
     two followers (each polling in its own thread, as on a replica)."""
     registry, _ = table
     rng = random.Random(20)
-    followers = [_follower(registry), _follower(registry)]
+    # No periodic full reload (default every 300 s) during a run that can last longer on a busy
+    # machine: the test checks that every change after the first load is applied incrementally.
+    followers = [_follower(registry, resync_seconds=3600.0), _follower(registry, resync_seconds=3600.0)]
     #: registry version -> the served revision of each model at that version
     served_at: dict[int, dict[str, int]] = {0: {}}
     served: dict[str, int] = {}
