@@ -351,8 +351,7 @@ def _check_specific(body: Mapping[str, Any], endpoint: Endpoint) -> None:
         if isinstance(body["prompt"], list) and not body["prompt"]:
             raise bad_request("'prompt' must not be empty.", param="prompt", code="invalid_value")
     elif endpoint is Endpoint.RESPONSES:
-        if body["input"] == "" or body["input"] == []:
-            raise bad_request("'input' must not be empty.", param="input", code="invalid_value")
+        _not_empty(body, "input")
         if body.get("store"):
             raise bad_request(
                 "'store' must be false: responses are not stored (the route is stateless).",
@@ -360,15 +359,8 @@ def _check_specific(body: Mapping[str, Any], endpoint: Endpoint) -> None:
                 code="invalid_value",
             )
     elif endpoint is Endpoint.IMAGES:
-        if not body["prompt"]:
-            raise bad_request("'prompt' must not be empty.", param="prompt", code="invalid_value")
-        fmt = body.get("response_format")
-        if fmt is not None and fmt not in ("url", "b64_json"):
-            raise bad_request(
-                "'response_format' must be 'url' or 'b64_json'.",
-                param="response_format",
-                code="invalid_value",
-            )
+        _not_empty(body, "prompt")
+        _one_of(body, "response_format", ("url", "b64_json"))
     elif endpoint is Endpoint.SPEECH:
         _check_speech(body)
     elif endpoint is Endpoint.TRANSCRIPTIONS:
@@ -376,16 +368,8 @@ def _check_specific(body: Mapping[str, Any], endpoint: Endpoint) -> None:
     elif endpoint is Endpoint.RERANK:
         _check_rerank(body)
     elif endpoint is Endpoint.EMBEDDINGS:
-        data = body["input"]
-        if data == "" or data == []:
-            raise bad_request("'input' must not be empty.", param="input", code="invalid_value")
-        fmt = body.get("encoding_format")
-        if fmt is not None and fmt not in ("float", "base64"):
-            raise bad_request(
-                "'encoding_format' must be 'float' or 'base64'.",
-                param="encoding_format",
-                code="invalid_value",
-            )
+        _not_empty(body, "input")
+        _one_of(body, "encoding_format", ("float", "base64"))
 
 
 def _one_of(body: Mapping[str, Any], name: str, options: tuple[str, ...]) -> None:
